@@ -1,0 +1,512 @@
+//! Rejections and the responses that carry them: `WWW-Authenticate` challenges (RFC 6750 §3, RFC 9728
+//! §5.1), JSON bodies, and gRPC statuses. Every rejection the guard sends is rendered here.
+//!
+//! The challenge is correct by construction:
+//! - the `Bearer` challenge is the only (so the first) challenge, and always carries `resource_metadata`;
+//! - each parameter can be set at most once (they are fields, not a list);
+//! - values are quoted, and characters outside the RFC 6750 §3 sets are dropped (`scope`: `%x21 / %x23-5B /
+//!   %x5D-7E`; `error_description`: `%x20-21 / %x23-5B / %x5D-7E`), so no quote, backslash, control or
+//!   non-ASCII character can reach the header;
+//! - descriptions are fixed `&'static str` texts: a token cannot be formatted into them;
+//! - a request without credentials (or with another scheme) gets no `error` parameter (RFC 6750 §3.1).
+//!
+//! | rejection | HTTP | gRPC status |
+//! |---|---|---|
+//! | no credentials | 401, no `error` | 16 `UNAUTHENTICATED` |
+//! | malformed request | 400 `invalid_request` | 3 `INVALID_ARGUMENT` |
+//! | invalid token | 401 `invalid_token` | 16 `UNAUTHENTICATED` |
+//! | insufficient scope | 403 `insufficient_scope` | 7 `PERMISSION_DENIED` |
+//! | validator unavailable | 503 + `Retry-After` | 14 `UNAVAILABLE` |
+//! | internal error | 500 | 13 `INTERNAL` |
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{
+    ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, CONTENT_TYPE, ORIGIN, RETRY_AFTER,
+    WWW_AUTHENTICATE,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+
+use crate::body::FixedBody;
+use crate::error::{InvalidToken, Unavailable, ValidationError};
+use crate::extract::MalformedRequest;
+use crate::scope::{is_valid_scope, Requirement, ScopeSet, OFFLINE_ACCESS};
+
+/// Why the guard refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No `Authorization` header, or one for another scheme (e.g. `Basic`).
+    MissingCredentials,
+    /// The `Authorization` header is unusable.
+    InvalidRequest(MalformedRequest),
+    /// The token is invalid, expired, revoked or not for this resource.
+    InvalidToken(InvalidToken),
+    /// The token is valid but lacks scopes the operation needs.
+    InsufficientScope,
+    /// The validator could not decide (key set or authorization server unavailable).
+    Unavailable {
+        /// What was unavailable.
+        reason: Unavailable,
+        /// How long the client should wait.
+        retry_after: Duration,
+    },
+    /// An internal error; nothing is disclosed.
+    Internal,
+}
+
+impl From<ValidationError> for Rejection {
+    fn from(error: ValidationError) -> Self {
+        match error {
+            ValidationError::InvalidToken(reason) => Self::InvalidToken(reason),
+            ValidationError::Unavailable {
+                reason,
+                retry_after,
+            } => Self::Unavailable {
+                reason,
+                retry_after,
+            },
+            ValidationError::Internal(_) => Self::Internal,
+        }
+    }
+}
+
+impl Rejection {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingCredentials | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The RFC 6750 error code for the challenge, if the challenge carries one.
+    pub fn challenge_error(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidRequest(_) => Some("invalid_request"),
+            Self::InvalidToken(_) => Some("invalid_token"),
+            Self::InsufficientScope => Some("insufficient_scope"),
+            Self::MissingCredentials | Self::Unavailable { .. } | Self::Internal => None,
+        }
+    }
+
+    /// The error code used in the response body (always present).
+    pub fn body_error(&self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "unauthorized",
+            Self::Unavailable { .. } => "temporarily_unavailable",
+            Self::Internal => "server_error",
+            _ => self.challenge_error().unwrap_or("server_error"),
+        }
+    }
+
+    /// A fixed, client-safe description.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "This resource requires a bearer access token",
+            Self::InvalidRequest(why) => why.description(),
+            Self::InvalidToken(why) => why.description(),
+            Self::InsufficientScope => "The access token lacks a scope this request requires",
+            Self::Unavailable { reason, .. } => reason.description(),
+            Self::Internal => "Internal error",
+        }
+    }
+
+    /// The gRPC status code (<https://grpc.github.io/grpc/core/md_doc_statuscodes.html>).
+    pub fn grpc_code(&self) -> u8 {
+        match self {
+            Self::MissingCredentials | Self::InvalidToken(_) => 16,
+            Self::InvalidRequest(_) => 3,
+            Self::InsufficientScope => 7,
+            Self::Unavailable { .. } => 14,
+            Self::Internal => 13,
+        }
+    }
+
+    /// Does the response carry a `WWW-Authenticate` challenge?
+    pub fn has_challenge(&self) -> bool {
+        !matches!(self, Self::Unavailable { .. } | Self::Internal)
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.description(), self.status())
+    }
+}
+
+/// What an [`ErrorBody`] gets to write a response body from. All text is safe to show.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RejectionInfo<'a> {
+    /// The rejection.
+    pub rejection: Rejection,
+    /// The HTTP status that will be sent.
+    pub status: StatusCode,
+    /// The error code (RFC 6750 code, or `unauthorized`, `temporarily_unavailable`, `server_error`).
+    pub error: &'static str,
+    /// A fixed, human-readable description.
+    pub description: &'static str,
+    /// The `scope` value of the challenge, if any.
+    pub scope: Option<&'a str>,
+}
+
+/// Writes the body of a rejection response. The status and `WWW-Authenticate` header are set by the guard
+/// and cannot be changed here.
+///
+/// Implemented for closures `Fn(&RejectionInfo) -> (HeaderValue, Bytes)` returning the content type and the
+/// bytes. [`JsonErrorBody`] is the default; [`ProblemJsonBody`] writes RFC 9457 problem details.
+pub trait ErrorBody: Send + Sync + 'static {
+    /// Returns the `Content-Type` and the body.
+    fn render(&self, info: &RejectionInfo<'_>) -> (HeaderValue, Bytes);
+}
+
+impl<F> ErrorBody for F
+where
+    F: Fn(&RejectionInfo<'_>) -> (HeaderValue, Bytes) + Send + Sync + 'static,
+{
+    fn render(&self, info: &RejectionInfo<'_>) -> (HeaderValue, Bytes) {
+        self(info)
+    }
+}
+
+/// `{"error": "…", "error_description": "…"}` as `application/json` (the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonErrorBody;
+
+impl ErrorBody for JsonErrorBody {
+    fn render(&self, info: &RejectionInfo<'_>) -> (HeaderValue, Bytes) {
+        let body = serde_json::json!({
+            "error": info.error,
+            "error_description": info.description,
+        });
+        (
+            HeaderValue::from_static("application/json"),
+            Bytes::from(body.to_string()),
+        )
+    }
+}
+
+/// RFC 9457 problem details as `application/problem+json`, with the OAuth `error` code as an extension.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProblemJsonBody;
+
+impl ErrorBody for ProblemJsonBody {
+    fn render(&self, info: &RejectionInfo<'_>) -> (HeaderValue, Bytes) {
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": info.status.canonical_reason().unwrap_or("Error"),
+            "status": info.status.as_u16(),
+            "detail": info.description,
+            "error": info.error,
+        });
+        (
+            HeaderValue::from_static("application/problem+json"),
+            Bytes::from(body.to_string()),
+        )
+    }
+}
+
+/// Facts about the request that shape the rejection response.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RequestFacts {
+    pub(crate) grpc: bool,
+    pub(crate) cors: bool,
+}
+
+impl RequestFacts {
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        Self {
+            grpc: headers
+                .get(CONTENT_TYPE)
+                .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc")),
+            cors: headers.contains_key(ORIGIN),
+        }
+    }
+}
+
+/// Renders rejections for one configured guard.
+pub(crate) struct Challenger {
+    /// `Bearer resource_metadata="…"` (and `realm` when configured), built once.
+    prefix: String,
+    include_granted_scopes: bool,
+    body: Arc<dyn ErrorBody>,
+}
+
+impl fmt::Debug for Challenger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Challenger")
+            .field("prefix", &self.prefix)
+            .field("include_granted_scopes", &self.include_granted_scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Is `b` allowed inside a quoted `error_description` (`%x20-21 / %x23-5B / %x5D-7E`)?
+fn is_description_char(b: u8) -> bool {
+    matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)
+}
+
+fn push_param(out: &mut String, name: &str, value: &str, allowed: fn(u8) -> bool) {
+    out.push_str(", ");
+    out.push_str(name);
+    out.push_str("=\"");
+    out.extend(value.bytes().filter(|&b| allowed(b)).map(char::from));
+    out.push('"');
+}
+
+impl Challenger {
+    /// `metadata_url` and `realm` were checked at build time to fit the challenge character set.
+    pub(crate) fn new(
+        metadata_url: &str,
+        realm: Option<&str>,
+        include_granted_scopes: bool,
+        body: Arc<dyn ErrorBody>,
+    ) -> Self {
+        let mut prefix = String::from("Bearer resource_metadata=\"");
+        prefix.extend(
+            metadata_url
+                .bytes()
+                .filter(|&b| b != b' ' && is_description_char(b))
+                .map(char::from),
+        );
+        prefix.push('"');
+        if let Some(realm) = realm {
+            push_param(&mut prefix, "realm", realm, is_description_char);
+        }
+        Self {
+            prefix,
+            include_granted_scopes,
+            body,
+        }
+    }
+
+    /// The `scope` value for this rejection: the operation's scopes (and, if configured, for 403 the scopes
+    /// already granted), never `offline_access`.
+    fn scope_value(
+        &self,
+        rejection: &Rejection,
+        requirement: &Requirement,
+        granted: Option<&ScopeSet>,
+    ) -> Option<String> {
+        match rejection {
+            Rejection::MissingCredentials | Rejection::InvalidToken(_) => {
+                requirement.challenge_scope().map(str::to_owned)
+            }
+            Rejection::InsufficientScope => {
+                let granted = granted.filter(|_| self.include_granted_scopes);
+                let mut scopes: Vec<&str> = requirement
+                    .preferred()
+                    .chain(granted.into_iter().flat_map(ScopeSet::iter))
+                    .filter(|s| *s != OFFLINE_ACCESS && is_valid_scope(s))
+                    .collect();
+                scopes.sort_unstable();
+                scopes.dedup();
+                (!scopes.is_empty()).then(|| scopes.join(" "))
+            }
+            _ => None,
+        }
+    }
+
+    /// The `WWW-Authenticate` value, or `None` for rejections that carry no challenge.
+    pub(crate) fn challenge(&self, rejection: &Rejection, scope: Option<&str>) -> Option<String> {
+        if !rejection.has_challenge() {
+            return None;
+        }
+        let mut header = String::with_capacity(self.prefix.len() + 160);
+        header.push_str(&self.prefix);
+        if let Some(error) = rejection.challenge_error() {
+            push_param(&mut header, "error", error, is_description_char);
+            push_param(
+                &mut header,
+                "error_description",
+                rejection.description(),
+                is_description_char,
+            );
+        }
+        if let Some(scope) = scope {
+            // Scope tokens are separated by single spaces; anything else outside the set is dropped.
+            push_param(&mut header, "scope", scope, |b| {
+                b == b' ' || b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)
+            });
+        }
+        Some(header)
+    }
+
+    /// Builds the full response for a rejection.
+    pub(crate) fn respond(
+        &self,
+        rejection: Rejection,
+        requirement: &Requirement,
+        granted: Option<&ScopeSet>,
+        facts: RequestFacts,
+    ) -> Response<FixedBody> {
+        let scope = self.scope_value(&rejection, requirement, granted);
+        let challenge = self
+            .challenge(&rejection, scope.as_deref())
+            .and_then(|c| HeaderValue::try_from(c).ok());
+        tracing::debug!(
+            status = rejection.status().as_u16(),
+            reason = rejection.description(),
+            grpc = facts.grpc,
+            "bearer-guard rejected a request"
+        );
+
+        let mut response = if facts.grpc {
+            grpc_response(&rejection)
+        } else {
+            let info = RejectionInfo {
+                rejection,
+                status: rejection.status(),
+                error: rejection.body_error(),
+                description: rejection.description(),
+                scope: scope.as_deref(),
+            };
+            let (content_type, bytes) = self.body.render(&info);
+            let mut response = Response::new(FixedBody::new(bytes));
+            *response.status_mut() = rejection.status();
+            response.headers_mut().insert(CONTENT_TYPE, content_type);
+            response
+        };
+        let headers = response.headers_mut();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(challenge) = challenge {
+            headers.insert(WWW_AUTHENTICATE, challenge);
+            if facts.cors {
+                headers.insert(
+                    ACCESS_CONTROL_EXPOSE_HEADERS,
+                    HeaderValue::from_static("WWW-Authenticate"),
+                );
+            }
+        }
+        if let Rejection::Unavailable { retry_after, .. } = rejection {
+            headers.insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+        }
+        response
+    }
+}
+
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+
+/// A trailers-only gRPC response: HTTP 200 with `grpc-status` and `grpc-message` in the headers.
+fn grpc_response(rejection: &Rejection) -> Response<FixedBody> {
+    let mut response = Response::new(FixedBody::empty());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(
+        GRPC_STATUS,
+        HeaderValue::from(u16::from(rejection.grpc_code())),
+    );
+    let mut message = String::new();
+    for b in rejection.description().bytes() {
+        // gRPC percent-encodes everything outside printable ASCII, and `%` itself.
+        if (0x20..=0x7E).contains(&b) && b != b'%' {
+            message.push(char::from(b));
+        } else {
+            let _ = write!(message, "%{b:02X}");
+        }
+    }
+    if let Ok(value) = HeaderValue::try_from(message) {
+        headers.insert(GRPC_MESSAGE, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenger(include_granted: bool) -> Challenger {
+        Challenger::new(
+            "https://api.example.com/.well-known/oauth-protected-resource/mcp",
+            None,
+            include_granted,
+            Arc::new(JsonErrorBody),
+        )
+    }
+
+    const PRM: &str =
+        "resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource/mcp\"";
+
+    #[test]
+    fn missing_credentials_has_no_error() {
+        let c = challenger(false);
+        let header = c
+            .challenge(&Rejection::MissingCredentials, Some("mcp:read"))
+            .unwrap();
+        assert_eq!(header, format!("Bearer {PRM}, scope=\"mcp:read\""));
+        assert_eq!(
+            c.challenge(&Rejection::MissingCredentials, None).unwrap(),
+            format!("Bearer {PRM}")
+        );
+    }
+
+    #[test]
+    fn sanitizes_values() {
+        let c = Challenger::new(
+            "https://x/a",
+            Some("re\"al\\m\u{7f}"),
+            false,
+            Arc::new(JsonErrorBody),
+        );
+        let header = c
+            .challenge(&Rejection::MissingCredentials, Some("a\"b c\\d é"))
+            .unwrap();
+        assert_eq!(
+            header,
+            "Bearer resource_metadata=\"https://x/a\", realm=\"realm\", scope=\"ab cd \""
+        );
+    }
+
+    #[test]
+    fn insufficient_scope_lists_needed_and_optionally_granted() {
+        let requirement = Requirement::all_of(["mcp:write", "offline_access"]);
+        let granted = ScopeSet::parse("mcp:read offline_access").unwrap();
+        let only_needed = challenger(false).scope_value(
+            &Rejection::InsufficientScope,
+            &requirement,
+            Some(&granted),
+        );
+        assert_eq!(only_needed.as_deref(), Some("mcp:write"));
+        let with_granted = challenger(true).scope_value(
+            &Rejection::InsufficientScope,
+            &requirement,
+            Some(&granted),
+        );
+        assert_eq!(with_granted.as_deref(), Some("mcp:read mcp:write"));
+    }
+
+    #[test]
+    fn unavailable_has_retry_after_and_no_challenge() {
+        let response = challenger(false).respond(
+            Rejection::Unavailable {
+                reason: Unavailable::KeySet,
+                retry_after: Duration::from_secs(7),
+            },
+            &Requirement::none(),
+            None,
+            RequestFacts::default(),
+        );
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[RETRY_AFTER], "7");
+        assert!(response.headers().get(WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn grpc_message_is_percent_encoded() {
+        let response = grpc_response(&Rejection::InsufficientScope);
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["grpc-status"], "7");
+        assert_eq!(
+            response.headers()["grpc-message"],
+            "The access token lacks a scope this request requires"
+        );
+    }
+}

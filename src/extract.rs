@@ -1,0 +1,191 @@
+//! Token extraction from the `Authorization` header (RFC 6750 §2.1, OAuth 2.1 §5.1).
+//!
+//! Only the header is read: tokens in the query string or a form body are never looked at (OAuth 2.1 §5.1
+//! says a resource server MUST ignore query-string tokens). The scheme is matched case-insensitively; the
+//! token must be `b64token` syntax; exactly one `Authorization` header is allowed; the size limit is
+//! checked before any other work on the token.
+
+use std::fmt;
+
+use http::header::AUTHORIZATION;
+use http::HeaderMap;
+
+use crate::token::BearerToken;
+
+/// The default largest token accepted, in bytes (8 KiB).
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Scheme names longer than this are not looked at for a separating space (no scheme is this long).
+const MAX_SCHEME_LEN: usize = 32;
+
+/// What the request carries in the way of credentials.
+#[derive(Debug)]
+pub(crate) enum Credentials {
+    /// No `Authorization` header at all.
+    None,
+    /// An `Authorization` header for another scheme (e.g. `Basic`): treated like no credentials.
+    OtherScheme,
+    /// A syntactically valid bearer token.
+    Bearer(BearerToken),
+}
+
+/// Why the `Authorization` header could not be used (HTTP 400 `invalid_request`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MalformedRequest {
+    /// More than one `Authorization` header.
+    MultipleAuthorizationHeaders,
+    /// The bearer token is larger than the configured limit.
+    TokenTooLarge,
+    /// `Bearer` with no token, or a token that is not `b64token` syntax.
+    MalformedToken,
+}
+
+impl MalformedRequest {
+    /// A short, fixed, client-safe explanation.
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::MultipleAuthorizationHeaders => {
+                "The request has more than one Authorization header"
+            }
+            Self::TokenTooLarge => "The bearer token exceeds the size limit",
+            Self::MalformedToken => "The Authorization header is not a valid Bearer credential",
+        }
+    }
+}
+
+impl fmt::Display for MalformedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+/// Is `bytes` an RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`?
+pub(crate) fn is_b64token(bytes: &[u8]) -> bool {
+    let body_len = bytes.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
+    body_len > 0
+        && bytes[..body_len].iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+/// Reads the bearer credential from `headers`.
+pub(crate) fn extract(
+    headers: &HeaderMap,
+    max_token_bytes: usize,
+) -> Result<Credentials, MalformedRequest> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(Credentials::None);
+    };
+    if values.next().is_some() {
+        return Err(MalformedRequest::MultipleAuthorizationHeaders);
+    }
+    let bytes = value.as_bytes();
+    let scan = &bytes[..bytes.len().min(MAX_SCHEME_LEN + 1)];
+    let (scheme, rest_start) = match scan.iter().position(|&b| b == b' ') {
+        Some(space) => (&bytes[..space], space),
+        None if bytes.len() <= MAX_SCHEME_LEN => (bytes, bytes.len()),
+        None => return Ok(Credentials::OtherScheme),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Ok(Credentials::OtherScheme);
+    }
+    let start = rest_start
+        + bytes[rest_start..]
+            .iter()
+            .take_while(|&&b| b == b' ')
+            .count();
+    let token = &bytes[start..];
+    if token.len() > max_token_bytes {
+        return Err(MalformedRequest::TokenTooLarge);
+    }
+    if !is_b64token(token) {
+        return Err(MalformedRequest::MalformedToken);
+    }
+    Ok(Credentials::Bearer(BearerToken::from_header(
+        value.clone(),
+        start,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    fn token(values: &[&str]) -> Result<String, String> {
+        match extract(&headers(values), 64) {
+            Ok(Credentials::Bearer(t)) => Ok(t.as_str().to_owned()),
+            Ok(other) => Err(format!("{other:?}")),
+            Err(e) => Err(format!("{e:?}")),
+        }
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive() {
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            assert_eq!(token(&[&format!("{scheme} abc")]), Ok("abc".into()));
+        }
+    }
+
+    #[test]
+    fn b64token_syntax() {
+        assert_eq!(
+            token(&["Bearer a-b.c_d~e+f/g=="]),
+            Ok("a-b.c_d~e+f/g==".into())
+        );
+        assert_eq!(token(&["Bearer   spaced"]), Ok("spaced".into()));
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Bearer ===",
+            "Bearer a=b",
+            "Bearer a b",
+            "Bearer a,b",
+            "Bearer a\"b",
+        ] {
+            assert_eq!(token(&[bad]), Err("MalformedToken".into()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_absence() {
+        assert_eq!(token(&[]), Err("None".into()));
+        assert_eq!(token(&["Basic dXNlcjpwYXNz"]), Err("OtherScheme".into()));
+        assert_eq!(token(&["Bearerx abc"]), Err("OtherScheme".into()));
+        assert_eq!(token(&["DPoP abc"]), Err("OtherScheme".into()));
+        assert_eq!(token(&["Negotiate"]), Err("OtherScheme".into()));
+        let long_scheme = "x".repeat(100);
+        assert_eq!(token(&[&long_scheme]), Err("OtherScheme".into()));
+    }
+
+    #[test]
+    fn duplicates_and_size() {
+        assert_eq!(
+            token(&["Bearer a", "Bearer a"]),
+            Err("MultipleAuthorizationHeaders".into())
+        );
+        assert_eq!(
+            token(&[&format!("Bearer {}", "a".repeat(64))]),
+            Ok("a".repeat(64))
+        );
+        assert_eq!(
+            token(&[&format!("Bearer {}", "a".repeat(65))]),
+            Err("TokenTooLarge".into())
+        );
+        // The size check runs before the syntax check.
+        assert_eq!(
+            token(&[&format!("Bearer {}", " x".repeat(65))]),
+            Err("TokenTooLarge".into())
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! The presented credential ([`BearerToken`]) and the validated result ([`AccessToken`]).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::HeaderValue;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::scope::ScopeSet;
+
+/// The raw bearer token taken from the `Authorization` header.
+///
+/// It is a secret: it never appears in `Debug` output, and this crate never logs it. Cloning is cheap
+/// (the header bytes are reference counted), so asynchronous validators can move a clone into their
+/// future. Its syntax was already checked against RFC 6750 `b64token` and the layer's size limit.
+#[derive(Clone)]
+pub struct BearerToken {
+    header: HeaderValue,
+    start: usize,
+}
+
+impl BearerToken {
+    /// Wraps a header value whose bytes from `start` on are a checked `b64token`.
+    pub(crate) fn from_header(header: HeaderValue, start: usize) -> Self {
+        Self { header, start }
+    }
+
+    /// Builds a token from a string, checking `b64token` syntax (for tests and non-HTTP callers).
+    ///
+    /// ```
+    /// # use bearer_guard::BearerToken;
+    /// assert!(BearerToken::new("abc.def-_~+/==").is_some());
+    /// assert!(BearerToken::new("has space").is_none());
+    /// ```
+    pub fn new(token: &str) -> Option<Self> {
+        if !crate::extract::is_b64token(token.as_bytes()) {
+            return None;
+        }
+        let mut header = HeaderValue::from_str(token).ok()?;
+        header.set_sensitive(true);
+        Some(Self { header, start: 0 })
+    }
+
+    /// The token text. Handle with care: never log it.
+    pub fn as_str(&self) -> &str {
+        // The extractor checked that these bytes are `b64token` characters, all ASCII; `to_str` cannot fail
+        // for them, and an empty string is returned rather than a panic if that invariant were ever broken.
+        self.header.to_str().map(|s| &s[self.start..]).unwrap_or("")
+    }
+
+    /// The token bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.header.as_bytes()[self.start..]
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.header.len() - self.start
+    }
+
+    /// Is the token empty? (Never true for a token the extractor produced.)
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// SHA-256 of the token: the key caches use instead of the token itself.
+    pub fn sha256(&self) -> [u8; 32] {
+        Sha256::digest(self.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerToken")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated access token: who it was issued to, by whom, for what, until when.
+///
+/// The layer inserts it into the request's extensions before calling the inner service. Handlers read it
+/// with `request.extensions().get::<AccessToken>()`, or (feature `axum`) take it as an extractor argument.
+/// Cloning is cheap (reference counted). It holds the token's claims, never the token itself.
+///
+/// ```
+/// use bearer_guard::AccessToken;
+/// use serde::Deserialize;
+///
+/// let token = AccessToken::builder()
+///     .subject("alice")
+///     .scopes(["notes:read"])
+///     .claim("tenant", "acme")
+///     .build();
+///
+/// #[derive(Deserialize)]
+/// struct Tenant { tenant: String }
+/// assert_eq!(token.claims::<Tenant>().unwrap().tenant, "acme");
+/// assert!(token.scopes().contains("notes:read"));
+/// ```
+#[derive(Clone)]
+pub struct AccessToken(Arc<Inner>);
+
+struct Inner {
+    subject: Option<String>,
+    client_id: Option<String>,
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    scopes: ScopeSet,
+    expires_at: Option<SystemTime>,
+    claims: Value,
+}
+
+impl AccessToken {
+    /// Starts building an access token (for validator implementations and tests).
+    pub fn builder() -> AccessTokenBuilder {
+        AccessTokenBuilder::default()
+    }
+
+    /// `sub`: the resource owner (or the client, for client-credentials tokens).
+    pub fn subject(&self) -> Option<&str> {
+        self.0.subject.as_deref()
+    }
+
+    /// `client_id`: the OAuth client the token was issued to.
+    pub fn client_id(&self) -> Option<&str> {
+        self.0.client_id.as_deref()
+    }
+
+    /// `iss`: the issuer that minted the token, when known.
+    pub fn issuer(&self) -> Option<&str> {
+        self.0.issuer.as_deref()
+    }
+
+    /// `aud`: the audiences the token was issued for.
+    pub fn audiences(&self) -> &[String] {
+        &self.0.audiences
+    }
+
+    /// The granted scopes.
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.0.scopes
+    }
+
+    /// `exp`, when the token has one.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.0.expires_at
+    }
+
+    /// Every claim, as JSON (an object; empty when the validator has none).
+    pub fn raw_claims(&self) -> &Value {
+        &self.0.claims
+    }
+
+    /// Deserializes the claims into your own type (custom claims, typed).
+    pub fn claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.0.claims)
+    }
+
+    /// One claim by name.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.0.claims.get(name)
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let claim_names: Vec<&str> = match &self.0.claims {
+            Value::Object(map) => map.keys().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        f.debug_struct("AccessToken")
+            .field("subject", &self.0.subject)
+            .field("client_id", &self.0.client_id)
+            .field("issuer", &self.0.issuer)
+            .field("audiences", &self.0.audiences)
+            .field("scopes", &self.0.scopes)
+            .field("expires_at", &self.0.expires_at)
+            .field("claim_names", &claim_names)
+            .finish()
+    }
+}
+
+/// Builds an [`AccessToken`].
+#[derive(Default)]
+pub struct AccessTokenBuilder {
+    subject: Option<String>,
+    client_id: Option<String>,
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    scopes: Option<ScopeSet>,
+    expires_at: Option<SystemTime>,
+    claims: Map<String, Value>,
+}
+
+impl AccessTokenBuilder {
+    /// Sets `sub`.
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Sets `client_id`.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Sets `iss`.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Adds an audience.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Sets the granted scopes (invalid scope strings are dropped: that only ever removes a grant).
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.scopes = Some(ScopeSet::from_iter_lenient(scopes));
+        self
+    }
+
+    /// Sets the granted scopes from a parsed set.
+    pub fn scope_set(mut self, scopes: ScopeSet) -> Self {
+        self.scopes = Some(scopes);
+        self
+    }
+
+    /// Sets `exp`.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Adds a claim to the raw claims.
+    pub fn claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.claims.insert(name.into(), value.into());
+        self
+    }
+
+    /// Replaces the raw claims with a JSON object.
+    pub fn raw_claims(mut self, claims: Map<String, Value>) -> Self {
+        self.claims = claims;
+        self
+    }
+
+    /// Finishes the token.
+    pub fn build(self) -> AccessToken {
+        AccessToken(Arc::new(Inner {
+            subject: self.subject,
+            client_id: self.client_id,
+            issuer: self.issuer,
+            audiences: self.audiences,
+            scopes: self.scopes.unwrap_or_default(),
+            expires_at: self.expires_at,
+            claims: Value::Object(self.claims),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_token_debug_never_shows_the_token() {
+        let token = BearerToken::new("s3cr3t-t0ken-value").unwrap();
+        let debug = format!("{token:?}");
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+        assert!(debug.contains("len: 18"), "{debug}");
+        assert_eq!(token.as_str(), "s3cr3t-t0ken-value");
+    }
+
+    #[test]
+    fn access_token_debug_lists_claim_names_not_values() {
+        let token = AccessToken::builder()
+            .subject("alice")
+            .claim("secret_claim", "hunter2")
+            .build();
+        let debug = format!("{token:?}");
+        assert!(debug.contains("secret_claim"));
+        assert!(!debug.contains("hunter2"));
+    }
+
+    #[test]
+    fn typed_claims() {
+        #[derive(serde::Deserialize)]
+        struct Custom {
+            tenant: String,
+            level: u8,
+        }
+        let token = AccessToken::builder()
+            .claim("tenant", "acme")
+            .claim("level", 3)
+            .build();
+        let custom: Custom = token.claims().unwrap();
+        assert_eq!((custom.tenant.as_str(), custom.level), ("acme", 3));
+        assert!(token.claims::<Vec<u8>>().is_err());
+    }
+}
