@@ -354,6 +354,7 @@ impl BearerAuthLayerBuilder {
         let resource = ResourceUrl::parse(&self.metadata.resource)?;
         let metadata = self.metadata.validated()?;
         let validator = self.validator.ok_or(BuildError::MissingValidator)?;
+        validator.bind_resource(&resource.resource);
         self.policy.check()?;
         check_hierarchy(&self.hierarchy)?;
         if self.max_token_bytes == 0 {

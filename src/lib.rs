@@ -36,9 +36,13 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod body;
+#[cfg(feature = "jwt")]
+pub mod cache;
 pub mod challenge;
 mod error;
 pub mod extract;
+#[cfg(feature = "jwt")]
+pub mod fetch;
 mod future;
 pub mod layer;
 pub mod metadata;
@@ -61,3 +65,5 @@ pub use resource::WELL_KNOWN_PREFIX;
 pub use scope::{Requirement, RoutePolicy, ScopeHierarchy, ScopePolicy, ScopeSet};
 pub use token::{AccessToken, AccessTokenBuilder, BearerToken};
 pub use validate::{StaticToken, StaticValidator, TokenValidator, Validation};
+#[cfg(feature = "jwt")]
+pub use validate::{Algorithm, JwtValidator, MultiIssuer};

@@ -15,9 +15,25 @@ use std::task::{Context, Poll};
 use crate::error::ValidationError;
 use crate::token::{AccessToken, BearerToken};
 
+#[cfg(feature = "jwt")]
+pub mod alg;
+#[cfg(feature = "jwt")]
+pub mod discovery;
 mod fixed;
+#[cfg(feature = "jwt")]
+pub(crate) mod jwks;
+#[cfg(feature = "jwt")]
+mod jwt;
+#[cfg(feature = "jwt")]
+mod multi;
 
+#[cfg(feature = "jwt")]
+pub use alg::{Algorithm, AlgorithmSet};
 pub use fixed::{StaticToken, StaticValidator, StaticValidatorBuilder};
+#[cfg(feature = "jwt")]
+pub use jwt::{JwtValidator, JwtValidatorBuilder, DEFAULT_LEEWAY};
+#[cfg(feature = "jwt")]
+pub use multi::MultiIssuer;
 
 /// The outcome of a validation.
 pub type ValidationResult = Result<AccessToken, ValidationError>;
@@ -50,17 +66,32 @@ type BoxValidation = Pin<Box<dyn Future<Output = ValidationResult> + Send + 'sta
 pub trait TokenValidator: Send + Sync + 'static {
     /// Validates `token`.
     fn validate(&self, token: &BearerToken) -> Validation;
+
+    /// Called once by [`BearerAuthLayerBuilder::build`](crate::BearerAuthLayerBuilder::build) with the
+    /// layer's resource identifier, so validators can default their expected audience to it. Composite
+    /// validators pass it on. The default does nothing.
+    fn bind_resource(&self, resource: &str) {
+        let _ = resource;
+    }
 }
 
 impl<T: TokenValidator + ?Sized> TokenValidator for Arc<T> {
     fn validate(&self, token: &BearerToken) -> Validation {
         (**self).validate(token)
     }
+
+    fn bind_resource(&self, resource: &str) {
+        (**self).bind_resource(resource)
+    }
 }
 
 impl<T: TokenValidator + ?Sized> TokenValidator for Box<T> {
     fn validate(&self, token: &BearerToken) -> Validation {
         (**self).validate(token)
+    }
+
+    fn bind_resource(&self, resource: &str) {
+        (**self).bind_resource(resource)
     }
 }
 

@@ -1,0 +1,687 @@
+//! [`JwtValidator`]: RFC 9068 JWT access tokens, verified with the issuer's keys (feature `jwt`).
+//!
+//! For one issuer it checks, in this order (cheap checks first, so junk never buys a signature check):
+//! 1. structure: three base64url parts, UTF-8 JSON objects without duplicate members;
+//! 2. header: `alg` in the allow-list (`none` and HMAC cannot be named), `typ` is `at+jwt` or
+//!    `application/at+jwt` (case-insensitive; `JWT`/absent only with [`JwtValidatorBuilder::allow_jwt_typ`]),
+//!    no `crit`; `jku`, `x5u`, `x5c` and `jwk` are never used;
+//! 3. claims: `iss` identical to the issuer, `aud` (string or array) names one of the accepted audiences,
+//!    `exp` present and not past, `nbf` and `iat` not in the future (all with the leeway);
+//! 4. signature, with the key the `kid` names, only if that key is bound to the header's `alg` (a missing
+//!    `kid` is accepted only when exactly one key fits).
+//!
+//! Verified tokens are kept in a bounded cache keyed by the token's SHA-256 (see [`crate::cache`] docs), so
+//! a token seen before costs a hash and a lookup, no JSON and no signature.
+//!
+//! ```no_run
+//! use bearer_guard::validate::JwtValidator;
+//! use bearer_guard::BearerAuthLayer;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let validator = JwtValidator::builder("https://auth.example.com/")   // the issuer, byte for byte
+//!     .build()?;                                                      // discovery + JWKS, in the background
+//! validator.ready().await?;                                           // optional: wait for the keys
+//! let guard = BearerAuthLayer::builder()
+//!     .resource("https://mcp.example.com/mcp")                         // also the audience tokens must name
+//!     .authorization_server("https://auth.example.com/")
+//!     .validator(validator)
+//!     .build()?;
+//! # let _ = guard; Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::cache::{unix_now, TokenCache, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_TTL};
+use crate::error::{BuildError, InvalidToken, Unavailable, ValidationError};
+use crate::fetch::{Fetcher, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
+use crate::resource::check_url;
+use crate::scope::ScopeSet;
+use crate::token::{AccessToken, BearerToken};
+use crate::validate::alg::{Algorithm, AlgorithmSet};
+use crate::validate::jwks::{KeyLimits, KeyMiss, KeySource, KeyStore, RefreshError, Snapshot, Trigger, MAX_KID_LEN};
+use crate::validate::{TokenValidator, Validation, ValidationResult};
+
+/// Default clock leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
+/// Installs jsonwebtoken's aws-lc-rs provider when both crypto backends are compiled in (jsonwebtoken refuses
+/// to choose by itself then). With one backend, jsonwebtoken picks it and this does nothing.
+pub(crate) fn ensure_crypto_provider() {
+    #[cfg(all(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    {
+        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+            &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+        );
+    }
+}
+
+/// A JSON object that refuses duplicate member names (RFC 7515 §4, RFC 8725: reject rather than guess).
+struct StrictObject(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for StrictObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = StrictObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<StrictObject, A::Error> {
+                let mut map = Map::new();
+                while let Some((name, value)) = access.next_entry::<String, Value>()? {
+                    if map.insert(name, value).is_some() {
+                        return Err(A::Error::custom("duplicate member"));
+                    }
+                }
+                Ok(StrictObject(map))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+fn decode_object(part: &str) -> Result<Map<String, Value>, InvalidToken> {
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| InvalidToken::Malformed)?;
+    serde_json::from_slice::<StrictObject>(&bytes)
+        .map(|o| o.0)
+        .map_err(|_| InvalidToken::Malformed)
+}
+
+/// The `iss` claim of a JWT, read *without* verifying anything (for routing to the right issuer).
+pub(crate) fn unverified_issuer(token: &str) -> Result<String, InvalidToken> {
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(InvalidToken::Malformed);
+    };
+    match decode_object(payload)?.remove("iss") {
+        Some(Value::String(iss)) => Ok(iss),
+        _ => Err(InvalidToken::WrongIssuer),
+    }
+}
+
+/// A token whose structure, header and claims passed; only the signature is left to check.
+struct Checked {
+    alg: Algorithm,
+    kid: Option<String>,
+    /// `header.payload`, what the signature covers.
+    signing_input_len: usize,
+    signature_start: usize,
+    token: BearerToken,
+    claims: Map<String, Value>,
+    exp: u64,
+}
+
+/// How strictly `typ` is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TypPolicy {
+    AccessTokenOnly,
+    AlsoJwt,
+}
+
+/// Numeric date claim: a JSON number (possibly fractional).
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, InvalidToken> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|v| v.is_finite())
+            .map(Some)
+            .ok_or(InvalidToken::MissingClaim),
+        Some(_) => Err(InvalidToken::MissingClaim),
+    }
+}
+
+struct Inner {
+    issuer: String,
+    audiences: Vec<String>,
+    /// Set by the layer (`bind_resource`) when no audience was configured.
+    bound_audience: OnceLock<String>,
+    algorithms: AlgorithmSet,
+    leeway: u64,
+    typ: TypPolicy,
+    scp_claim: bool,
+    keys: Arc<KeyStore>,
+    cache: Option<TokenCache>,
+    refresher: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = &self.refresher {
+            task.abort();
+        }
+    }
+}
+
+/// Validates RFC 9068 JWT access tokens of one issuer. Cloning is cheap (shared state).
+#[derive(Clone)]
+pub struct JwtValidator {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for JwtValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtValidator")
+            .field("issuer", &self.inner.issuer)
+            .field("audiences", &self.audiences())
+            .field("algorithms", &self.inner.algorithms)
+            .field("leeway_secs", &self.inner.leeway)
+            .field("typ", &self.inner.typ)
+            .field("keys", &self.inner.keys)
+            .field("cache", &self.inner.cache)
+            .finish()
+    }
+}
+
+impl JwtValidator {
+    /// Starts a builder for tokens from `issuer` (compared byte for byte with `iss`: a trailing slash counts).
+    pub fn builder(issuer: impl Into<String>) -> JwtValidatorBuilder {
+        JwtValidatorBuilder::new(issuer.into())
+    }
+
+    /// The issuer this validator trusts.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The audiences accepted (configured, or the layer's resource).
+    pub fn audiences(&self) -> Vec<&str> {
+        if self.inner.audiences.is_empty() {
+            self.inner.bound_audience.get().map(String::as_str).into_iter().collect()
+        } else {
+            self.inner.audiences.iter().map(String::as_str).collect()
+        }
+    }
+
+    /// Waits until a usable key set is loaded (fetching it if needed). A service can call this before it
+    /// accepts traffic. Fails with [`ValidationError::Unavailable`] if the keys cannot be loaded now.
+    pub async fn ready(&self) -> Result<(), ValidationError> {
+        if self.inner.keys.usable().is_some() {
+            return Ok(());
+        }
+        let generation = self.inner.keys.generation();
+        match self.inner.keys.refresh(generation, Trigger::Scheduled).await {
+            Ok(()) if self.inner.keys.usable().is_some() => Ok(()),
+            _ => Err(ValidationError::unavailable(Unavailable::KeySet)),
+        }
+    }
+
+    /// How many times the JWKS was fetched (diagnostics).
+    pub fn jwks_fetch_count(&self) -> u64 {
+        self.inner.keys.fetch_count()
+    }
+
+    /// Number of tokens in the verified-token cache.
+    pub fn cached_tokens(&self) -> usize {
+        self.inner.cache.as_ref().map_or(0, TokenCache::len)
+    }
+}
+
+impl Inner {
+    /// Steps 1–3: everything but the signature.
+    fn check(&self, token: &BearerToken) -> Result<Checked, InvalidToken> {
+        let text = token.as_str();
+        let mut dots = text.match_indices('.').map(|(i, _)| i);
+        let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
+            return Err(InvalidToken::Malformed);
+        };
+        let (header_b64, payload_b64, signature_b64) =
+            (&text[..first], &text[first + 1..second], &text[second + 1..]);
+        if header_b64.is_empty() || payload_b64.is_empty() || signature_b64.is_empty() {
+            return Err(InvalidToken::Malformed);
+        }
+
+        let header = decode_object(header_b64)?;
+        let alg = match header.get("alg") {
+            Some(Value::String(name)) => Algorithm::from_name(name)
+                .filter(|alg| self.algorithms.contains(*alg))
+                .ok_or(InvalidToken::DisallowedAlgorithm)?,
+            _ => return Err(InvalidToken::Malformed),
+        };
+        if header.contains_key("crit") {
+            // No JWS extension is understood here, so any `crit` makes the token invalid (RFC 7515 §4.1.11).
+            return Err(InvalidToken::UnsupportedCritical);
+        }
+        match header.get("typ") {
+            Some(Value::String(typ)) => {
+                let typ = typ.to_ascii_lowercase();
+                let access_token = typ == "at+jwt" || typ == "application/at+jwt";
+                let plain_jwt = typ == "jwt" || typ == "application/jwt";
+                if !(access_token || (plain_jwt && self.typ == TypPolicy::AlsoJwt)) {
+                    return Err(InvalidToken::WrongType);
+                }
+            }
+            None if self.typ == TypPolicy::AlsoJwt => {}
+            _ => return Err(InvalidToken::WrongType),
+        }
+        let kid = match header.get("kid") {
+            None => None,
+            Some(Value::String(kid)) if kid.len() <= MAX_KID_LEN => Some(kid.clone()),
+            Some(_) => return Err(InvalidToken::Malformed),
+        };
+
+        let claims = decode_object(payload_b64)?;
+        match claims.get("iss") {
+            Some(Value::String(iss)) if *iss == self.issuer => {}
+            _ => return Err(InvalidToken::WrongIssuer),
+        }
+        self.check_audience(&claims)?;
+        let now = unix_now() as f64;
+        let leeway = self.leeway as f64;
+        let exp = numeric_date(&claims, "exp")?.ok_or(InvalidToken::MissingClaim)?;
+        if now >= exp + leeway {
+            return Err(InvalidToken::Expired);
+        }
+        for name in ["nbf", "iat"] {
+            if numeric_date(&claims, name)?.is_some_and(|t| t > now + leeway) {
+                return Err(InvalidToken::NotYetValid);
+            }
+        }
+        Ok(Checked {
+            alg,
+            kid,
+            signing_input_len: second,
+            signature_start: second + 1,
+            token: token.clone(),
+            claims,
+            exp: exp.max(0.0) as u64,
+        })
+    }
+
+    fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), InvalidToken> {
+        let accepted: &[String] = if self.audiences.is_empty() {
+            match self.bound_audience.get() {
+                Some(bound) => std::slice::from_ref(bound),
+                None => &[],
+            }
+        } else {
+            &self.audiences
+        };
+        let names_us = |aud: &str| accepted.iter().any(|a| a == aud);
+        let ok = match claims.get("aud") {
+            Some(Value::String(aud)) => names_us(aud),
+            Some(Value::Array(auds)) => {
+                let mut found = false;
+                for aud in auds {
+                    match aud {
+                        Value::String(aud) => found |= names_us(aud),
+                        _ => return Err(InvalidToken::Malformed),
+                    }
+                }
+                found
+            }
+            _ => false,
+        };
+        ok.then_some(()).ok_or(InvalidToken::WrongAudience)
+    }
+
+    /// Step 4 with a key set in hand. `Err(None)` means the key is not in this set.
+    fn verify(&self, checked: &Checked, snapshot: &Snapshot) -> Result<(), Option<InvalidToken>> {
+        let key = match snapshot.keys.select(checked.kid.as_deref(), checked.alg) {
+            Ok(key) => key,
+            Err(KeyMiss::NotFound) => return Err(None),
+            Err(KeyMiss::WrongAlgorithm) => return Err(Some(InvalidToken::DisallowedAlgorithm)),
+            Err(KeyMiss::Ambiguous) => return Err(Some(InvalidToken::UnknownKey)),
+        };
+        let text = checked.token.as_str();
+        let verified = jsonwebtoken::crypto::verify(
+            &text[checked.signature_start..],
+            &text.as_bytes()[..checked.signing_input_len],
+            &key.key,
+            checked.alg.to_jsonwebtoken(),
+        );
+        match verified {
+            Ok(true) => Ok(()),
+            _ => Err(Some(InvalidToken::BadSignature)),
+        }
+    }
+
+    /// Builds the validated token, and caches it.
+    fn accept(&self, checked: Checked, digest: Option<[u8; 32]>, epoch: u64) -> AccessToken {
+        let Checked { claims, exp, .. } = checked;
+        let string = |name: &str| match claims.get(name) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let mut scopes: Vec<String> = match claims.get("scope") {
+            Some(Value::String(s)) => s.split(' ').map(str::to_owned).collect(),
+            _ => Vec::new(),
+        };
+        if self.scp_claim {
+            match claims.get("scp") {
+                Some(Value::String(s)) => scopes.extend(s.split(' ').map(str::to_owned)),
+                Some(Value::Array(items)) => scopes.extend(items.iter().filter_map(|v| v.as_str().map(str::to_owned))),
+                _ => {}
+            }
+        }
+        let audiences = match claims.get("aud") {
+            Some(Value::String(a)) => vec![a.clone()],
+            Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        };
+        let mut builder = AccessToken::builder()
+            .issuer(self.issuer.clone())
+            .scope_set(ScopeSet::from_iter_lenient(scopes))
+            .expires_at(UNIX_EPOCH + Duration::from_secs(exp));
+        if let Some(sub) = string("sub") {
+            builder = builder.subject(sub);
+        }
+        if let Some(client) = string("client_id").or_else(|| string("azp")) {
+            builder = builder.client_id(client);
+        }
+        for aud in audiences {
+            builder = builder.audience(aud);
+        }
+        let token = builder.raw_claims(claims).build();
+        if let (Some(cache), Some(digest)) = (&self.cache, digest) {
+            cache.insert(digest, token.clone(), exp, unix_now(), epoch);
+        }
+        token
+    }
+
+    /// Verifies with the current key set, or says which kind of fetch would be needed.
+    fn try_verify(&self, checked: &Checked) -> Result<Result<(), InvalidToken>, Trigger> {
+        let guard = self.keys.usable().ok_or(Trigger::NoKeys)?;
+        let snapshot = guard.as_ref().ok_or(Trigger::NoKeys)?;
+        match self.verify(checked, snapshot) {
+            Ok(()) => Ok(Ok(())),
+            Err(Some(invalid)) => Ok(Err(invalid)),
+            Err(None) => Err(Trigger::UnknownKid),
+        }
+    }
+
+    /// The slow path: the key set is missing, stale, or lacks the token's key. Fetches (coalesced and
+    /// rate limited), then tries once more.
+    async fn validate_with_fetch(self: Arc<Self>, checked: Checked, digest: Option<[u8; 32]>) -> ValidationResult {
+        let epoch = self.keys.removal_epoch();
+        let generation = self.keys.generation();
+        let trigger = match self.try_verify(&checked) {
+            Ok(Ok(())) => return Ok(self.accept(checked, digest, epoch)),
+            Ok(Err(invalid)) => return Err(invalid.into()),
+            Err(trigger) => trigger,
+        };
+        if trigger == Trigger::UnknownKid && !self.keys.may_refetch_for(checked.kid.as_deref()) {
+            return Err(InvalidToken::UnknownKey.into());
+        }
+        match self.keys.refresh(generation, trigger).await {
+            Ok(()) => {}
+            Err(RefreshError::RateLimited) if trigger == Trigger::UnknownKid => {
+                return Err(InvalidToken::UnknownKey.into());
+            }
+            Err(RefreshError::RateLimited) => return Err(ValidationError::unavailable(Unavailable::KeySet)),
+            Err(RefreshError::Failed(reason)) => return Err(ValidationError::unavailable(reason)),
+        }
+        let epoch = self.keys.removal_epoch();
+        match self.try_verify(&checked) {
+            Ok(Ok(())) => Ok(self.accept(checked, digest, epoch)),
+            Ok(Err(invalid)) => Err(invalid.into()),
+            Err(Trigger::UnknownKid) => {
+                // Fetched and still no such key: remember the kid so tokens naming it are refused at once.
+                if let Some(kid) = &checked.kid {
+                    self.keys.remember_missing(kid);
+                }
+                Err(InvalidToken::UnknownKey.into())
+            }
+            Err(_) => Err(ValidationError::unavailable(Unavailable::KeySet)),
+        }
+    }
+}
+
+impl TokenValidator for JwtValidator {
+    fn validate(&self, token: &BearerToken) -> Validation {
+        let inner = &self.inner;
+        let epoch = inner.keys.removal_epoch();
+        let digest = inner.cache.as_ref().map(|_| token.sha256());
+        if let (Some(cache), Some(digest)) = (&inner.cache, &digest) {
+            if let Some(hit) = cache.get(digest, unix_now(), epoch) {
+                return Validation::ready(Ok(hit));
+            }
+        }
+        let checked = match inner.check(token) {
+            Ok(checked) => checked,
+            Err(invalid) => return Validation::ready(Err(invalid.into())),
+        };
+        if let Some(guard) = inner.keys.usable() {
+            if let Some(snapshot) = guard.as_ref() {
+                match inner.verify(&checked, snapshot) {
+                    Ok(()) => return Validation::ready(Ok(inner.accept(checked, digest, epoch))),
+                    Err(Some(invalid)) => return Validation::ready(Err(invalid.into())),
+                    Err(None) => {
+                        // An unknown kid that may not trigger a refetch now is refused without a future.
+                        if !inner.keys.may_refetch_for(checked.kid.as_deref()) {
+                            return Validation::ready(Err(InvalidToken::UnknownKey.into()));
+                        }
+                    }
+                }
+            }
+        }
+        let inner = self.inner.clone();
+        Validation::pending(inner.validate_with_fetch(checked, digest))
+    }
+
+    fn bind_resource(&self, resource: &str) {
+        let _ = self.inner.bound_audience.set(resource.to_owned());
+    }
+}
+
+/// Builds a [`JwtValidator`].
+#[derive(Debug, Clone)]
+pub struct JwtValidatorBuilder {
+    issuer: String,
+    audiences: Vec<String>,
+    algorithms: AlgorithmSet,
+    leeway: Duration,
+    typ: TypPolicy,
+    scp_claim: bool,
+    source: Option<KeySource>,
+    inline_jwks: Option<Vec<u8>>,
+    limits: KeyLimits,
+    fetch_timeout: Duration,
+    max_response_bytes: usize,
+    cache: Option<(usize, Duration)>,
+}
+
+impl JwtValidatorBuilder {
+    fn new(issuer: String) -> Self {
+        Self {
+            issuer,
+            audiences: Vec::new(),
+            algorithms: AlgorithmSet::all(),
+            leeway: DEFAULT_LEEWAY,
+            typ: TypPolicy::AccessTokenOnly,
+            scp_claim: false,
+            source: None,
+            inline_jwks: None,
+            limits: KeyLimits::default(),
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            cache: Some((DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_TTL)),
+        }
+    }
+
+    /// Accepts tokens whose `aud` names `audience` (repeatable: explicit aliases only, compared exactly).
+    /// Default: the resource of the [`BearerAuthLayer`](crate::BearerAuthLayer) the validator is given to.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The algorithm allow-list (default: RS256/384/512, PS256/384/512, ES256, ES384, EdDSA).
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// Clock leeway for `exp`, `nbf` and `iat` (default 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Also accept `typ: JWT` (or no `typ`) — for identity providers that do not type their access tokens
+    /// yet, such as Keycloak. RFC 9068 §4 requires `at+jwt`; with this opt-out, ID tokens are still kept out
+    /// by the audience check (their `aud` is a client id, not this resource). Default: off.
+    pub fn allow_jwt_typ(mut self, allow: bool) -> Self {
+        self.typ = if allow { TypPolicy::AlsoJwt } else { TypPolicy::AccessTokenOnly };
+        self
+    }
+
+    /// Also read scopes from `scp` (array or space-separated string), as Okta and Entra ID send them.
+    pub fn scp_claim(mut self, enabled: bool) -> Self {
+        self.scp_claim = enabled;
+        self
+    }
+
+    /// Fetch keys from this JWKS URL instead of discovering it.
+    pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.source = Some(KeySource::JwksUri(uri.into()));
+        self
+    }
+
+    /// Use this JWKS document (never refreshed) instead of fetching keys.
+    pub fn jwks(mut self, jwks: &serde_json::Value) -> Self {
+        self.inline_jwks = Some(jwks.to_string().into_bytes());
+        self.source = Some(KeySource::Inline);
+        self
+    }
+
+    /// Timeout of each remote read (default 5 s).
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// Largest metadata or JWKS document accepted (default 256 KiB).
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Largest number of keys accepted in a JWKS (default 100).
+    pub fn max_keys(mut self, keys: usize) -> Self {
+        self.limits.max_keys = keys;
+        self
+    }
+
+    /// Least time between two refetches triggered by unknown `kid`s (default 30 s).
+    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
+        self.limits.unknown_kid_cooldown = cooldown;
+        self
+    }
+
+    /// How long the last good key set keeps being used while the JWKS cannot be fetched (default 24 h).
+    /// Past that, requests get 503 until a fetch succeeds.
+    pub fn max_staleness(mut self, staleness: Duration) -> Self {
+        self.limits.max_staleness = staleness;
+        self
+    }
+
+    /// Bounds of the background refresh interval, which follows the JWKS `Cache-Control: max-age`
+    /// (default 60 s to 1 h; 5 min when there is no `max-age`).
+    pub fn refresh_interval_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.limits.refresh_bounds = (min, max);
+        self
+    }
+
+    /// Verified-token cache size and longest trust period (default 10 000 tokens, 5 min).
+    pub fn token_cache(mut self, capacity: usize, ttl: Duration) -> Self {
+        self.cache = Some((capacity, ttl));
+        self
+    }
+
+    /// Turns the verified-token cache off: every request verifies the signature.
+    pub fn no_token_cache(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
+    /// Checks the configuration and builds the validator. Inside a Tokio runtime, the keys start loading
+    /// in the background at once and are refreshed ahead of need; use [`JwtValidator::ready`] to wait.
+    /// No network request is made by `build` itself.
+    pub fn build(self) -> Result<JwtValidator, BuildError> {
+        ensure_crypto_provider();
+        check_url(&self.issuer, "the issuer", false).map_err(BuildError::InvalidAuthorizationServer)?;
+        for audience in &self.audiences {
+            if audience.is_empty() {
+                return Err(BuildError::Invalid("an audience must not be empty"));
+            }
+        }
+        if self.algorithms.is_empty() {
+            return Err(BuildError::Invalid("the algorithm allow-list is empty"));
+        }
+        if self.limits.max_keys == 0 || self.max_response_bytes == 0 {
+            return Err(BuildError::Invalid("limits must be positive"));
+        }
+        let keys = match self.source.unwrap_or(KeySource::Discovery {
+            issuer: self.issuer.clone(),
+        }) {
+            KeySource::Inline => {
+                let document = self.inline_jwks.unwrap_or_default();
+                KeyStore::inline(&document, self.algorithms, self.limits)?
+            }
+            source => {
+                if let KeySource::JwksUri(uri) = &source {
+                    check_url(uri, "the JWKS URL", true).map_err(|_| {
+                        BuildError::Invalid("the JWKS URL must be https (http only on loopback)")
+                    })?;
+                }
+                let fetcher = Fetcher::new(self.fetch_timeout, self.max_response_bytes)?;
+                KeyStore::remote(source, fetcher, self.algorithms, self.limits)
+            }
+        };
+        let keys = Arc::new(keys);
+        let refresher = keys.spawn_refresher();
+        Ok(JwtValidator {
+            inner: Arc::new(Inner {
+                issuer: self.issuer,
+                audiences: self.audiences,
+                bound_audience: OnceLock::new(),
+                algorithms: self.algorithms,
+                leeway: self.leeway.as_secs(),
+                typ: self.typ,
+                scp_claim: self.scp_claim,
+                keys,
+                cache: self.cache.map(|(capacity, ttl)| TokenCache::new(capacity, ttl)),
+                refresher,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_objects_refuse_duplicates() {
+        let dup = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","alg":"none"}"#);
+        assert_eq!(decode_object(&dup).unwrap_err(), InvalidToken::Malformed);
+        let ok = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","kid":"a"}"#);
+        assert_eq!(decode_object(&ok).unwrap().len(), 2);
+        let padded = format!("{ok}=");
+        assert!(decode_object(&padded).is_err());
+        let not_object = URL_SAFE_NO_PAD.encode(b"[1]");
+        assert!(decode_object(&not_object).is_err());
+        let bad_utf8 = URL_SAFE_NO_PAD.encode(b"{\"a\":\"\xff\"}");
+        assert!(decode_object(&bad_utf8).is_err());
+    }
+
+    #[test]
+    fn unverified_issuer_reads_only_iss() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"iss":"https://a.example"}"#);
+        assert_eq!(
+            unverified_issuer(&format!("h.{payload}.s")).unwrap(),
+            "https://a.example"
+        );
+        assert!(unverified_issuer("opaque-token").is_err());
+        assert!(unverified_issuer(&format!("h.{payload}.s.x")).is_err());
+    }
+}

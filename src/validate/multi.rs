@@ -1,0 +1,80 @@
+//! [`MultiIssuer`]: one [`JwtValidator`] per trusted issuer, chosen by the token's (unverified) `iss`.
+//!
+//! The `iss` is only used to pick the validator; that validator then checks everything, signature
+//! included, with *its own* keys. So a token that claims issuer A but is signed with issuer B's key fails
+//! (RFC 8725 §3.8), and a token naming an unknown issuer is refused without any network request.
+//!
+//! ```
+//! use bearer_guard::{JwtValidator, MultiIssuer};
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), bearer_guard::BuildError> {
+//! # let jwks = json!({"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]});
+//! let multi = MultiIssuer::new()
+//!     .issuer(JwtValidator::builder("https://a.example.com").jwks(&jwks).build()?)
+//!     .issuer(JwtValidator::builder("https://b.example.com/").jwks(&jwks).build()?);
+//! assert_eq!(multi.issuers().count(), 2);
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::error::InvalidToken;
+use crate::token::BearerToken;
+use crate::validate::jwt::{unverified_issuer, JwtValidator};
+use crate::validate::{TokenValidator, Validation};
+
+/// Routes each token to the validator of its issuer.
+#[derive(Clone, Default)]
+pub struct MultiIssuer {
+    validators: HashMap<String, JwtValidator>,
+}
+
+impl MultiIssuer {
+    /// No issuer yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts the issuer of `validator` (a later validator for the same issuer replaces the earlier one).
+    pub fn issuer(mut self, validator: JwtValidator) -> Self {
+        self.validators.insert(validator.issuer().to_owned(), validator);
+        self
+    }
+
+    /// The trusted issuers.
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        self.validators.keys().map(String::as_str)
+    }
+
+    /// The validator of `issuer`.
+    pub fn get(&self, issuer: &str) -> Option<&JwtValidator> {
+        self.validators.get(issuer)
+    }
+}
+
+impl fmt::Debug for MultiIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.validators.values()).finish()
+    }
+}
+
+impl TokenValidator for MultiIssuer {
+    fn validate(&self, token: &BearerToken) -> Validation {
+        let issuer = match unverified_issuer(token.as_str()) {
+            Ok(issuer) => issuer,
+            Err(invalid) => return Validation::ready(Err(invalid.into())),
+        };
+        match self.validators.get(&issuer) {
+            Some(validator) => validator.validate(token),
+            None => Validation::ready(Err(InvalidToken::WrongIssuer.into())),
+        }
+    }
+
+    fn bind_resource(&self, resource: &str) {
+        for validator in self.validators.values() {
+            validator.bind_resource(resource);
+        }
+    }
+}
