@@ -70,7 +70,14 @@ impl TokenCache {
     }
 
     /// Stores a verified token that expires at `exp` (Unix seconds).
-    pub(crate) fn insert(&self, digest: [u8; 32], token: AccessToken, exp: u64, now: u64, epoch: u64) {
+    pub(crate) fn insert(
+        &self,
+        digest: [u8; 32],
+        token: AccessToken,
+        exp: u64,
+        now: u64,
+        epoch: u64,
+    ) {
         let expires_at = exp.min(now.saturating_add(self.ttl.as_secs()));
         if expires_at > now {
             self.entries.insert(
@@ -106,7 +113,10 @@ mod tests {
         assert!(cache.get(&[1; 32], 1_030, 0).is_none(), "never past exp");
         cache.insert([2; 32], token(), 1_000 + 3_600, 1_000, 0);
         assert!(cache.get(&[2; 32], 1_059, 0).is_some());
-        assert!(cache.get(&[2; 32], 1_060, 0).is_none(), "never past the TTL");
+        assert!(
+            cache.get(&[2; 32], 1_060, 0).is_none(),
+            "never past the TTL"
+        );
     }
 
     #[test]
@@ -115,7 +125,10 @@ mod tests {
         cache.insert([1; 32], token(), 2_000, 1_000, 3);
         assert!(cache.get(&[1; 32], 1_001, 3).is_some());
         assert!(cache.get(&[1; 32], 1_001, 4).is_none());
-        assert!(cache.get(&[1; 32], 1_001, 3).is_none(), "the stale entry was dropped");
+        assert!(
+            cache.get(&[1; 32], 1_001, 3).is_none(),
+            "the stale entry was dropped"
+        );
     }
 
     #[test]

@@ -146,12 +146,19 @@ pub(crate) fn max_age(headers: &HeaderMap) -> Option<Duration> {
         let Ok(value) = value.to_str() else { continue };
         for directive in value.split(',') {
             let directive = directive.trim();
-            if directive.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("no-cache") {
+            if directive.eq_ignore_ascii_case("no-store")
+                || directive.eq_ignore_ascii_case("no-cache")
+            {
                 return None;
             }
             if let Some((name, seconds)) = directive.split_once('=') {
                 if name.trim().eq_ignore_ascii_case("max-age") {
-                    max_age = seconds.trim().trim_matches('"').parse().ok().map(Duration::from_secs);
+                    max_age = seconds
+                        .trim()
+                        .trim_matches('"')
+                        .parse()
+                        .ok()
+                        .map(Duration::from_secs);
                 }
             }
         }
@@ -168,9 +175,15 @@ mod tests {
     fn cache_control_max_age() {
         let mut headers = HeaderMap::new();
         assert_eq!(max_age(&headers), None);
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=600"));
+        headers.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=600"),
+        );
         assert_eq!(max_age(&headers), Some(Duration::from_secs(600)));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=600, no-cache"));
+        headers.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("max-age=600, no-cache"),
+        );
         assert_eq!(max_age(&headers), None);
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("MAX-AGE=\"30\""));
         assert_eq!(max_age(&headers), Some(Duration::from_secs(30)));

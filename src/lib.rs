@@ -53,6 +53,8 @@ pub mod validate;
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 #[cfg(feature = "tonic")]
 pub mod tonic;
 
@@ -64,6 +66,6 @@ pub use metadata::{MetadataService, ProtectedResourceMetadata};
 pub use resource::WELL_KNOWN_PREFIX;
 pub use scope::{Requirement, RoutePolicy, ScopeHierarchy, ScopePolicy, ScopeSet};
 pub use token::{AccessToken, AccessTokenBuilder, BearerToken};
-pub use validate::{StaticToken, StaticValidator, TokenValidator, Validation};
 #[cfg(feature = "jwt")]
 pub use validate::{Algorithm, JwtValidator, MultiIssuer};
+pub use validate::{StaticToken, StaticValidator, TokenValidator, Validation};

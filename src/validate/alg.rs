@@ -145,7 +145,9 @@ impl AlgorithmSet {
 
     /// The algorithms, in [`Algorithm::ALL`] order.
     pub fn iter(self) -> impl Iterator<Item = Algorithm> {
-        Algorithm::ALL.into_iter().filter(move |a| self.contains(*a))
+        Algorithm::ALL
+            .into_iter()
+            .filter(move |a| self.contains(*a))
     }
 }
 
@@ -171,7 +173,9 @@ mod tests {
             assert_eq!(Algorithm::from_name(alg.name()), Some(alg));
         }
         assert_eq!(Algorithm::from_name("Ed25519"), Some(Algorithm::EdDSA));
-        for bad in ["none", "None", "HS256", "HS384", "HS512", "rs256", "ES512", ""] {
+        for bad in [
+            "none", "None", "HS256", "HS384", "HS512", "rs256", "ES512", "",
+        ] {
             assert_eq!(Algorithm::from_name(bad), None, "{bad}");
         }
     }
@@ -182,7 +186,9 @@ mod tests {
         assert!(set.contains(Algorithm::RS256));
         assert!(!set.contains(Algorithm::PS256));
         assert_eq!(
-            set.intersection(AlgorithmSet::RSA).iter().collect::<Vec<_>>(),
+            set.intersection(AlgorithmSet::RSA)
+                .iter()
+                .collect::<Vec<_>>(),
             [Algorithm::RS256]
         );
         assert_eq!(AlgorithmSet::all().iter().count(), 9);

@@ -43,7 +43,9 @@ impl std::fmt::Display for DiscoveryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Unreachable(e) => write!(f, "authorization server metadata unavailable: {e}"),
-            Self::IssuerMismatch => f.write_str("authorization server metadata names another issuer"),
+            Self::IssuerMismatch => {
+                f.write_str("authorization server metadata names another issuer")
+            }
         }
     }
 }
@@ -82,22 +84,24 @@ pub(crate) async fn discover(
     let mut last = DiscoveryError::Unreachable(FetchError::InvalidDocument);
     for url in candidate_urls(issuer) {
         match fetcher.get(&url).await {
-            Ok(fetched) => match serde_json::from_slice::<AuthorizationServerMetadata>(&fetched.body) {
-                Ok(doc) if doc.issuer == issuer => return Ok(doc),
-                Ok(_) => {
-                    tracing::warn!(
-                        issuer,
-                        url = url.as_str(),
-                        "authorization server metadata names another issuer; ignored"
-                    );
-                    last = DiscoveryError::IssuerMismatch;
-                }
-                Err(_) => {
-                    if last != DiscoveryError::IssuerMismatch {
-                        last = DiscoveryError::Unreachable(FetchError::InvalidDocument);
+            Ok(fetched) => {
+                match serde_json::from_slice::<AuthorizationServerMetadata>(&fetched.body) {
+                    Ok(doc) if doc.issuer == issuer => return Ok(doc),
+                    Ok(_) => {
+                        tracing::warn!(
+                            issuer,
+                            url = url.as_str(),
+                            "authorization server metadata names another issuer; ignored"
+                        );
+                        last = DiscoveryError::IssuerMismatch;
+                    }
+                    Err(_) => {
+                        if last != DiscoveryError::IssuerMismatch {
+                            last = DiscoveryError::Unreachable(FetchError::InvalidDocument);
+                        }
                     }
                 }
-            },
+            }
             Err(error) => {
                 tracing::debug!(issuer, url = url.as_str(), %error, "metadata candidate failed");
                 if last != DiscoveryError::IssuerMismatch {

@@ -84,7 +84,10 @@ struct RawJwk {
 }
 
 fn b64_len(value: &Option<String>) -> Option<usize> {
-    URL_SAFE_NO_PAD.decode(value.as_deref()?).ok().map(|v| v.len())
+    URL_SAFE_NO_PAD
+        .decode(value.as_deref()?)
+        .ok()
+        .map(|v| v.len())
 }
 
 impl VerifyKey {
@@ -139,7 +142,11 @@ impl VerifyKey {
                 }
                 let x = jwk.x.as_deref()?;
                 let key = DecodingKey::from_ed_components(x).ok()?;
-                (AlgorithmSet::only(Algorithm::EdDSA), key, format!("OKP.Ed25519.{x}"))
+                (
+                    AlgorithmSet::only(Algorithm::EdDSA),
+                    key,
+                    format!("OKP.Ed25519.{x}"),
+                )
             }
             _ => return None,
         };
@@ -202,7 +209,8 @@ impl KeySet {
         struct Jwks {
             keys: Vec<Value>,
         }
-        let jwks: Jwks = serde_json::from_slice(document).map_err(|_| FetchError::InvalidDocument)?;
+        let jwks: Jwks =
+            serde_json::from_slice(document).map_err(|_| FetchError::InvalidDocument)?;
         if jwks.keys.len() > max_keys {
             return Err(FetchError::TooLarge);
         }
@@ -252,9 +260,12 @@ impl KeySet {
 
     /// Did any key of `self` disappear from `next`?
     fn loses_keys_in(&self, next: &KeySet) -> bool {
-        self.keys
-            .iter()
-            .any(|old| !next.keys.iter().any(|new| new.fingerprint == old.fingerprint))
+        self.keys.iter().any(|old| {
+            !next
+                .keys
+                .iter()
+                .any(|new| new.fingerprint == old.fingerprint)
+        })
     }
 }
 
@@ -356,11 +367,17 @@ impl fmt::Debug for KeyStore {
 }
 
 impl KeyStore {
-    pub(crate) fn inline(document: &[u8], allowed: AlgorithmSet, limits: KeyLimits) -> Result<Self, BuildError> {
+    pub(crate) fn inline(
+        document: &[u8],
+        allowed: AlgorithmSet,
+        limits: KeyLimits,
+    ) -> Result<Self, BuildError> {
         let keys = KeySet::parse(document, allowed, limits.max_keys)
             .map_err(|_| BuildError::Invalid("the inline JWKS is not a valid JWK set"))?;
         if keys.len() == 0 {
-            return Err(BuildError::Invalid("the inline JWKS has no usable signing key"));
+            return Err(BuildError::Invalid(
+                "the inline JWKS has no usable signing key",
+            ));
         }
         let store = Self::new(KeySource::Inline, None, allowed, limits);
         store.snapshot.store(Some(Arc::new(Snapshot {
@@ -371,11 +388,21 @@ impl KeyStore {
         Ok(store)
     }
 
-    pub(crate) fn remote(source: KeySource, fetcher: Fetcher, allowed: AlgorithmSet, limits: KeyLimits) -> Self {
+    pub(crate) fn remote(
+        source: KeySource,
+        fetcher: Fetcher,
+        allowed: AlgorithmSet,
+        limits: KeyLimits,
+    ) -> Self {
         Self::new(source, Some(fetcher), allowed, limits)
     }
 
-    fn new(source: KeySource, fetcher: Option<Fetcher>, allowed: AlgorithmSet, limits: KeyLimits) -> Self {
+    fn new(
+        source: KeySource,
+        fetcher: Option<Fetcher>,
+        allowed: AlgorithmSet,
+        limits: KeyLimits,
+    ) -> Self {
         Self {
             snapshot: ArcSwapOption::empty(),
             source,
@@ -394,7 +421,9 @@ impl KeyStore {
     pub(crate) fn usable(&self) -> Option<arc_swap::Guard<Option<Arc<Snapshot>>>> {
         let guard = self.snapshot.load();
         let snapshot = guard.as_ref()?;
-        if !matches!(self.source, KeySource::Inline) && snapshot.fetched_at.elapsed() > self.limits.max_staleness {
+        if !matches!(self.source, KeySource::Inline)
+            && snapshot.fetched_at.elapsed() > self.limits.max_staleness
+        {
             return None;
         }
         Some(guard)
@@ -415,7 +444,9 @@ impl KeyStore {
     }
 
     fn lock_attempts(&self) -> std::sync::MutexGuard<'_, Attempts> {
-        self.attempts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.attempts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// How long an unknown `kid` is remembered as missing.
@@ -437,7 +468,11 @@ impl KeyStore {
                 attempts.negative.remove(kid);
             }
         }
-        Self::allowed(&attempts, Trigger::UnknownKid, self.limits.unknown_kid_cooldown)
+        Self::allowed(
+            &attempts,
+            Trigger::UnknownKid,
+            self.limits.unknown_kid_cooldown,
+        )
     }
 
     /// Remembers that `kid` was missing after a fetch.
@@ -453,7 +488,8 @@ impl KeyStore {
     }
 
     fn allowed(attempts: &Attempts, trigger: Trigger, cooldown: Duration) -> bool {
-        let since = |at: Option<Instant>, bound: Duration| at.is_none_or(|at| at.elapsed() >= bound);
+        let since =
+            |at: Option<Instant>, bound: Duration| at.is_none_or(|at| at.elapsed() >= bound);
         let after_failure = since(attempts.last_failure, FAILURE_BACKOFF);
         match trigger {
             Trigger::Scheduled => true,
@@ -464,7 +500,11 @@ impl KeyStore {
 
     /// Fetches the key set unless another caller already did since `seen_generation` (then returns at
     /// once), or the rate limits for `trigger` forbid it. Concurrent callers share one fetch.
-    pub(crate) async fn refresh(&self, seen_generation: u64, trigger: Trigger) -> Result<(), RefreshError> {
+    pub(crate) async fn refresh(
+        &self,
+        seen_generation: u64,
+        trigger: Trigger,
+    ) -> Result<(), RefreshError> {
         if matches!(self.source, KeySource::Inline) {
             return Ok(());
         }
@@ -485,7 +525,10 @@ impl KeyStore {
         match self.fetch().await {
             Ok((keys, max_age)) => {
                 let previous = self.snapshot.load_full();
-                if previous.as_ref().is_some_and(|p| p.keys.loses_keys_in(&keys)) {
+                if previous
+                    .as_ref()
+                    .is_some_and(|p| p.keys.loses_keys_in(&keys))
+                {
                     self.removal_epoch.fetch_add(1, Ordering::AcqRel);
                 }
                 let generation = previous.as_ref().map_or(0, |p| p.generation) + 1;
@@ -510,7 +553,9 @@ impl KeyStore {
 
     fn refresh_interval(&self, max_age: Option<Duration>) -> Duration {
         let (low, high) = self.limits.refresh_bounds;
-        max_age.unwrap_or(DEFAULT_REFRESH_INTERVAL).clamp(low, high.max(low))
+        max_age
+            .unwrap_or(DEFAULT_REFRESH_INTERVAL)
+            .clamp(low, high.max(low))
     }
 
     /// When the background refresher should run next.
@@ -550,7 +595,10 @@ impl KeyStore {
                     Unavailable::Discovery
                 })?;
                 let uri = metadata.jwks_uri.ok_or_else(|| {
-                    tracing::error!(issuer = issuer.as_str(), "discovery: the metadata has no jwks_uri");
+                    tracing::error!(
+                        issuer = issuer.as_str(),
+                        "discovery: the metadata has no jwks_uri"
+                    );
                     Unavailable::Discovery
                 })?;
                 *self
@@ -570,10 +618,11 @@ impl KeyStore {
             tracing::warn!(error = %error, "JWKS fetch failed");
             Unavailable::KeySet
         })?;
-        let keys = KeySet::parse(&fetched.body, self.allowed, self.limits.max_keys).map_err(|error| {
-            tracing::warn!(error = %error, "JWKS refused");
-            Unavailable::KeySet
-        })?;
+        let keys =
+            KeySet::parse(&fetched.body, self.allowed, self.limits.max_keys).map_err(|error| {
+                tracing::warn!(error = %error, "JWKS refused");
+                Unavailable::KeySet
+            })?;
         if keys.len() == 0 {
             // An empty set is treated as a failure: it must not replace good keys (fail closed, 503).
             tracing::warn!("JWKS has no usable signing key; keeping the previous key set");
@@ -640,16 +689,37 @@ mod tests {
         assert_eq!(set.len(), 3);
         assert!(set.select(Some("rsa"), Algorithm::RS256).is_ok());
         assert!(set.select(Some("rsa"), Algorithm::PS512).is_ok());
-        assert_eq!(set.select(Some("rsa"), Algorithm::ES256).unwrap_err(), KeyMiss::WrongAlgorithm);
-        assert_eq!(set.select(Some("rsa-ps"), Algorithm::RS256).unwrap_err(), KeyMiss::WrongAlgorithm);
+        assert_eq!(
+            set.select(Some("rsa"), Algorithm::ES256).unwrap_err(),
+            KeyMiss::WrongAlgorithm
+        );
+        assert_eq!(
+            set.select(Some("rsa-ps"), Algorithm::RS256).unwrap_err(),
+            KeyMiss::WrongAlgorithm
+        );
         assert!(set.select(Some("ec"), Algorithm::ES256).is_ok());
-        assert_eq!(set.select(Some("ec"), Algorithm::ES384).unwrap_err(), KeyMiss::WrongAlgorithm);
-        assert_eq!(set.select(Some("nope"), Algorithm::RS256).unwrap_err(), KeyMiss::NotFound);
+        assert_eq!(
+            set.select(Some("ec"), Algorithm::ES384).unwrap_err(),
+            KeyMiss::WrongAlgorithm
+        );
+        assert_eq!(
+            set.select(Some("nope"), Algorithm::RS256).unwrap_err(),
+            KeyMiss::NotFound
+        );
         // Without kid: ES256 and RS256 have one candidate each, PS256 has two.
         assert!(set.select(None, Algorithm::ES256).is_ok());
-        assert_eq!(set.select(None, Algorithm::RS256).unwrap().kid.as_deref(), Some("rsa"));
-        assert_eq!(set.select(None, Algorithm::PS256).unwrap_err(), KeyMiss::Ambiguous);
-        assert_eq!(set.select(None, Algorithm::EdDSA).unwrap_err(), KeyMiss::NotFound);
+        assert_eq!(
+            set.select(None, Algorithm::RS256).unwrap().kid.as_deref(),
+            Some("rsa")
+        );
+        assert_eq!(
+            set.select(None, Algorithm::PS256).unwrap_err(),
+            KeyMiss::Ambiguous
+        );
+        assert_eq!(
+            set.select(None, Algorithm::EdDSA).unwrap_err(),
+            KeyMiss::NotFound
+        );
     }
 
     #[test]
@@ -675,10 +745,12 @@ mod tests {
     #[test]
     fn allow_list_restricts_keys() {
         let doc = json!({"keys":[{"kty":"RSA","kid":"r","n":rsa_n(),"e":"AQAB"}]}).to_string();
-        let only_ps = KeySet::parse(doc.as_bytes(), AlgorithmSet::only(Algorithm::PS256), 10).unwrap();
+        let only_ps =
+            KeySet::parse(doc.as_bytes(), AlgorithmSet::only(Algorithm::PS256), 10).unwrap();
         assert!(only_ps.select(Some("r"), Algorithm::PS256).is_ok());
         assert!(only_ps.select(Some("r"), Algorithm::RS256).is_err());
-        let no_rsa = KeySet::parse(doc.as_bytes(), AlgorithmSet::only(Algorithm::ES256), 10).unwrap();
+        let no_rsa =
+            KeySet::parse(doc.as_bytes(), AlgorithmSet::only(Algorithm::ES256), 10).unwrap();
         assert_eq!(no_rsa.len(), 0);
     }
 

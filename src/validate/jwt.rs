@@ -46,7 +46,9 @@ use crate::resource::check_url;
 use crate::scope::ScopeSet;
 use crate::token::{AccessToken, BearerToken};
 use crate::validate::alg::{Algorithm, AlgorithmSet};
-use crate::validate::jwks::{KeyLimits, KeyMiss, KeySource, KeyStore, RefreshError, Snapshot, Trigger, MAX_KID_LEN};
+use crate::validate::jwks::{
+    KeyLimits, KeyMiss, KeySource, KeyStore, RefreshError, Snapshot, Trigger, MAX_KID_LEN,
+};
 use crate::validate::{TokenValidator, Validation, ValidationResult};
 
 /// Default clock leeway for `exp`, `nbf` and `iat`.
@@ -89,7 +91,9 @@ impl<'de> Deserialize<'de> for StrictObject {
 }
 
 fn decode_object(part: &str) -> Result<Map<String, Value>, InvalidToken> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| InvalidToken::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| InvalidToken::Malformed)?;
     serde_json::from_slice::<StrictObject>(&bytes)
         .map(|o| o.0)
         .map_err(|_| InvalidToken::Malformed)
@@ -98,7 +102,9 @@ fn decode_object(part: &str) -> Result<Map<String, Value>, InvalidToken> {
 /// The `iss` claim of a JWT, read *without* verifying anything (for routing to the right issuer).
 pub(crate) fn unverified_issuer(token: &str) -> Result<String, InvalidToken> {
     let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(InvalidToken::Malformed);
     };
     match decode_object(payload)?.remove("iss") {
@@ -195,7 +201,12 @@ impl JwtValidator {
     /// The audiences accepted (configured, or the layer's resource).
     pub fn audiences(&self) -> Vec<&str> {
         if self.inner.audiences.is_empty() {
-            self.inner.bound_audience.get().map(String::as_str).into_iter().collect()
+            self.inner
+                .bound_audience
+                .get()
+                .map(String::as_str)
+                .into_iter()
+                .collect()
         } else {
             self.inner.audiences.iter().map(String::as_str).collect()
         }
@@ -208,7 +219,12 @@ impl JwtValidator {
             return Ok(());
         }
         let generation = self.inner.keys.generation();
-        match self.inner.keys.refresh(generation, Trigger::Scheduled).await {
+        match self
+            .inner
+            .keys
+            .refresh(generation, Trigger::Scheduled)
+            .await
+        {
             Ok(()) if self.inner.keys.usable().is_some() => Ok(()),
             _ => Err(ValidationError::unavailable(Unavailable::KeySet)),
         }
@@ -233,8 +249,11 @@ impl Inner {
         let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
             return Err(InvalidToken::Malformed);
         };
-        let (header_b64, payload_b64, signature_b64) =
-            (&text[..first], &text[first + 1..second], &text[second + 1..]);
+        let (header_b64, payload_b64, signature_b64) = (
+            &text[..first],
+            &text[first + 1..second],
+            &text[second + 1..],
+        );
         if header_b64.is_empty() || payload_b64.is_empty() || signature_b64.is_empty() {
             return Err(InvalidToken::Malformed);
         }
@@ -358,13 +377,18 @@ impl Inner {
         if self.scp_claim {
             match claims.get("scp") {
                 Some(Value::String(s)) => scopes.extend(s.split(' ').map(str::to_owned)),
-                Some(Value::Array(items)) => scopes.extend(items.iter().filter_map(|v| v.as_str().map(str::to_owned))),
+                Some(Value::Array(items)) => {
+                    scopes.extend(items.iter().filter_map(|v| v.as_str().map(str::to_owned)))
+                }
                 _ => {}
             }
         }
         let audiences = match claims.get("aud") {
             Some(Value::String(a)) => vec![a.clone()],
-            Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
             _ => Vec::new(),
         };
         let mut builder = AccessToken::builder()
@@ -400,7 +424,11 @@ impl Inner {
 
     /// The slow path: the key set is missing, stale, or lacks the token's key. Fetches (coalesced and
     /// rate limited), then tries once more.
-    async fn validate_with_fetch(self: Arc<Self>, checked: Checked, digest: Option<[u8; 32]>) -> ValidationResult {
+    async fn validate_with_fetch(
+        self: Arc<Self>,
+        checked: Checked,
+        digest: Option<[u8; 32]>,
+    ) -> ValidationResult {
         let epoch = self.keys.removal_epoch();
         let generation = self.keys.generation();
         let trigger = match self.try_verify(&checked) {
@@ -416,7 +444,9 @@ impl Inner {
             Err(RefreshError::RateLimited) if trigger == Trigger::UnknownKid => {
                 return Err(InvalidToken::UnknownKey.into());
             }
-            Err(RefreshError::RateLimited) => return Err(ValidationError::unavailable(Unavailable::KeySet)),
+            Err(RefreshError::RateLimited) => {
+                return Err(ValidationError::unavailable(Unavailable::KeySet))
+            }
             Err(RefreshError::Failed(reason)) => return Err(ValidationError::unavailable(reason)),
         }
         let epoch = self.keys.removal_epoch();
@@ -442,7 +472,11 @@ impl TokenValidator for JwtValidator {
         let digest = inner.cache.as_ref().map(|_| token.sha256());
         if let (Some(cache), Some(digest)) = (&inner.cache, &digest) {
             if let Some(hit) = cache.get(digest, unix_now(), epoch) {
-                return Validation::ready(Ok(hit));
+                // A cached verification is only as good as the key set behind it: past the staleness
+                // bound, fall through to the path that refetches or fails closed.
+                if inner.keys.usable().is_some() {
+                    return Validation::ready(Ok(hit));
+                }
             }
         }
         let checked = match inner.check(token) {
@@ -530,7 +564,11 @@ impl JwtValidatorBuilder {
     /// yet, such as Keycloak. RFC 9068 §4 requires `at+jwt`; with this opt-out, ID tokens are still kept out
     /// by the audience check (their `aud` is a client id, not this resource). Default: off.
     pub fn allow_jwt_typ(mut self, allow: bool) -> Self {
-        self.typ = if allow { TypPolicy::AlsoJwt } else { TypPolicy::AccessTokenOnly };
+        self.typ = if allow {
+            TypPolicy::AlsoJwt
+        } else {
+            TypPolicy::AccessTokenOnly
+        };
         self
     }
 
@@ -608,7 +646,8 @@ impl JwtValidatorBuilder {
     /// No network request is made by `build` itself.
     pub fn build(self) -> Result<JwtValidator, BuildError> {
         ensure_crypto_provider();
-        check_url(&self.issuer, "the issuer", false).map_err(BuildError::InvalidAuthorizationServer)?;
+        check_url(&self.issuer, "the issuer", false)
+            .map_err(BuildError::InvalidAuthorizationServer)?;
         for audience in &self.audiences {
             if audience.is_empty() {
                 return Err(BuildError::Invalid("an audience must not be empty"));
@@ -649,7 +688,9 @@ impl JwtValidatorBuilder {
                 typ: self.typ,
                 scp_claim: self.scp_claim,
                 keys,
-                cache: self.cache.map(|(capacity, ttl)| TokenCache::new(capacity, ttl)),
+                cache: self
+                    .cache
+                    .map(|(capacity, ttl)| TokenCache::new(capacity, ttl)),
                 refresher,
             }),
         })

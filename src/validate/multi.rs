@@ -39,7 +39,8 @@ impl MultiIssuer {
 
     /// Trusts the issuer of `validator` (a later validator for the same issuer replaces the earlier one).
     pub fn issuer(mut self, validator: JwtValidator) -> Self {
-        self.validators.insert(validator.issuer().to_owned(), validator);
+        self.validators
+            .insert(validator.issuer().to_owned(), validator);
         self
     }
 
