@@ -15,6 +15,14 @@
 //! let app: Router = Router::new().route("/whoami", get(whoami)).route("/maybe", get(maybe));
 //! // .layer(bearer_guard_layer) puts the token there; without the layer `whoami` answers 500.
 //! ```
+//!
+//! Wiring notes (each covered by `tests/stack_axum.rs`):
+//! - `Router::layer(guard)` guards every route *and* the fallback, so the guard also answers the
+//!   well-known metadata path, which is no route of yours. Add routes and any `.fallback(...)` **before**
+//!   `.layer(guard)`: whatever is added after it is not guarded (and a later fallback hides the metadata).
+//! - `Router::route_layer(guard)` guards matched routes only: the metadata path then gives 404 unless you
+//!   also mount `.route_service(guard.metadata_path(), guard.metadata_service())`.
+//! - Wrapping the whole router (`ServiceBuilder::new().layer(guard).service(router)`) works in any order.
 
 use std::convert::Infallible;
 use std::fmt;

@@ -214,9 +214,11 @@ impl ErrorBody for ProblemJsonBody {
 }
 
 /// Facts about the request that shape the rejection response.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct RequestFacts {
-    pub(crate) grpc: bool,
+    /// The request's content type when it is gRPC (`application/grpc`, `application/grpc+proto`,
+    /// `application/grpc-web`, …): the rejection answers with the same one.
+    pub(crate) grpc: Option<HeaderValue>,
     pub(crate) cors: bool,
 }
 
@@ -225,7 +227,8 @@ impl RequestFacts {
         Self {
             grpc: headers
                 .get(CONTENT_TYPE)
-                .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc")),
+                .filter(|ct| ct.as_bytes().starts_with(b"application/grpc"))
+                .cloned(),
             cors: headers.contains_key(ORIGIN),
         }
     }
@@ -354,12 +357,12 @@ impl Challenger {
         tracing::debug!(
             status = rejection.status().as_u16(),
             reason = rejection.description(),
-            grpc = facts.grpc,
+            grpc = facts.grpc.is_some(),
             "bearer-guard rejected a request"
         );
 
-        let mut response = if facts.grpc {
-            grpc_response(&rejection)
+        let mut response = if let Some(content_type) = facts.grpc {
+            grpc_response(&rejection, content_type)
         } else {
             let info = RejectionInfo {
                 rejection,
@@ -396,10 +399,10 @@ const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
 /// A trailers-only gRPC response: HTTP 200 with `grpc-status` and `grpc-message` in the headers.
-fn grpc_response(rejection: &Rejection) -> Response<FixedBody> {
+fn grpc_response(rejection: &Rejection, content_type: HeaderValue) -> Response<FixedBody> {
     let mut response = Response::new(FixedBody::empty());
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(CONTENT_TYPE, content_type);
     headers.insert(
         GRPC_STATUS,
         HeaderValue::from(u16::from(rejection.grpc_code())),
@@ -501,8 +504,15 @@ mod tests {
 
     #[test]
     fn grpc_message_is_percent_encoded() {
-        let response = grpc_response(&Rejection::InsufficientScope);
+        let response = grpc_response(
+            &Rejection::InsufficientScope,
+            HeaderValue::from_static("application/grpc-web+proto"),
+        );
         assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()[CONTENT_TYPE],
+            "application/grpc-web+proto"
+        );
         assert_eq!(response.headers()["grpc-status"], "7");
         assert_eq!(
             response.headers()["grpc-message"],

@@ -61,16 +61,13 @@ impl Shared {
         parts: &mut Parts,
         requirement: &Requirement,
     ) -> Result<(), Response<FixedBody>> {
-        let facts = RequestFacts::of(&parts.headers);
         let access = match result {
             Ok(access) => access,
             Err(error) => {
                 if let crate::ValidationError::Internal(what) = &error {
                     tracing::error!(error = what, "bearer-guard validator failed");
                 }
-                return Err(self
-                    .challenger
-                    .respond(error.into(), requirement, None, facts));
+                return Err(self.reject(error.into(), requirement, parts));
             }
         };
         if !requirement.is_satisfied_by(access.scopes(), &self.hierarchy) {
@@ -78,7 +75,7 @@ impl Shared {
                 Rejection::InsufficientScope,
                 requirement,
                 Some(access.scopes()),
-                facts,
+                RequestFacts::of(&parts.headers),
             ));
         }
         if self.strip_authorization {

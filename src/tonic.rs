@@ -5,6 +5,10 @@
 //! sent as trailers-only gRPC responses: `UNAUTHENTICATED` (16) for missing or invalid tokens,
 //! `PERMISSION_DENIED` (7) for missing scopes, `UNAVAILABLE` (14) when the validator cannot decide,
 //! `INVALID_ARGUMENT` (3) for a malformed `authorization` entry, each with the `www-authenticate` challenge.
+//! The rejection's `content-type` mirrors the request's (`application/grpc+proto`, `application/grpc-web`, …).
+//!
+//! tonic serves HTTP/2 only by default, so HTTP/1.1 clients reach the metadata document on a tonic port only
+//! with `Server::builder().accept_http1(true)`.
 //!
 //! ```
 //! use bearer_guard::tonic::RequestExt;
