@@ -4,9 +4,10 @@
 //!
 //! Why `quick_cache`: a cache hit sits on every repeated request, so the lookup must be a few tens of
 //! nanoseconds without a global lock. `quick_cache::sync::Cache` is a sharded, bounded S3-FIFO cache with
-//! no background maintenance task; in `benches/token_cache.rs` a hit measured several times cheaper than
-//! `moka::sync::Cache` (which does per-access bookkeeping for its TTL/TTI and frequency sketch). Expiry is
-//! checked by the caller against the entry's own deadline, which is all a token needs.
+//! no background maintenance task. Measured with `benches/token_cache.rs` (see `benches/README.md`): a hit
+//! costs ~27 ns against ~144 ns for `moka::sync::Cache` (5.3×), an insert ~104 ns against ~812 ns (7.8×);
+//! moka's per-access bookkeeping for its TTL and admission policy buys nothing here, because the entry's own
+//! deadline and key-removal epoch are checked by this module anyway.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
