@@ -156,12 +156,13 @@ struct Inner {
     scp_claim: bool,
     keys: Arc<KeyStore>,
     cache: Option<TokenCache>,
-    refresher: Option<tokio::task::AbortHandle>,
+    /// The background key refresher; started at build inside a Tokio runtime, else on first use.
+    refresher: OnceLock<tokio::task::AbortHandle>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(task) = &self.refresher {
+        if let Some(task) = self.refresher.get() {
             task.abort();
         }
     }
@@ -215,6 +216,7 @@ impl JwtValidator {
     /// Waits until a usable key set is loaded (fetching it if needed). A service can call this before it
     /// accepts traffic. Fails with [`ValidationError::Unavailable`] if the keys cannot be loaded now.
     pub async fn ready(&self) -> Result<(), ValidationError> {
+        self.inner.start_refresher();
         if self.inner.keys.usable().is_some() {
             return Ok(());
         }
@@ -409,6 +411,17 @@ impl Inner {
             cache.insert(digest, token.clone(), exp, unix_now(), epoch);
         }
         token
+    }
+
+    /// Starts the background refresher if it is not running (the validator was built outside a runtime).
+    fn start_refresher(&self) {
+        if self.refresher.get().is_none() {
+            if let Some(task) = self.keys.spawn_refresher() {
+                if let Err(task) = self.refresher.set(task) {
+                    task.abort();
+                }
+            }
+        }
     }
 
     /// Verifies with the current key set, or says which kind of fetch would be needed.
@@ -677,7 +690,10 @@ impl JwtValidatorBuilder {
             }
         };
         let keys = Arc::new(keys);
-        let refresher = keys.spawn_refresher();
+        let refresher = OnceLock::new();
+        if let Some(task) = keys.spawn_refresher() {
+            let _ = refresher.set(task);
+        }
         Ok(JwtValidator {
             inner: Arc::new(Inner {
                 issuer: self.issuer,
