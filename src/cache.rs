@@ -27,21 +27,21 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 #[derive(Clone)]
-struct Entry {
-    token: AccessToken,
+struct Entry<V> {
+    value: V,
     /// Unix seconds; the entry is unusable from this second on.
     expires_at: u64,
     /// The key store's removal epoch when the entry was stored.
     epoch: u64,
 }
 
-/// A bounded cache of verified tokens.
-pub(crate) struct TokenCache {
-    entries: quick_cache::sync::Cache<[u8; 32], Entry>,
+/// A bounded cache of validation outcomes (by default: verified tokens), keyed by a token digest.
+pub(crate) struct TokenCache<V: Clone = AccessToken> {
+    entries: quick_cache::sync::Cache<[u8; 32], Entry<V>>,
     ttl: Duration,
 }
 
-impl fmt::Debug for TokenCache {
+impl<V: Clone> fmt::Debug for TokenCache<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCache")
             .field("len", &self.entries.len())
@@ -51,7 +51,7 @@ impl fmt::Debug for TokenCache {
     }
 }
 
-impl TokenCache {
+impl<V: Clone> TokenCache<V> {
     pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
         Self {
             entries: quick_cache::sync::Cache::new(capacity.max(1)),
@@ -59,32 +59,38 @@ impl TokenCache {
         }
     }
 
-    /// The token stored under `digest`, if it is still within its deadline and no key was removed since.
-    pub(crate) fn get(&self, digest: &[u8; 32], now: u64, epoch: u64) -> Option<AccessToken> {
+    /// The value stored under `digest`, if it is still within its deadline and no key was removed since.
+    pub(crate) fn get(&self, digest: &[u8; 32], now: u64, epoch: u64) -> Option<V> {
         let entry = self.entries.get(digest)?;
         if now < entry.expires_at && entry.epoch == epoch {
-            Some(entry.token)
+            Some(entry.value)
         } else {
             self.entries.remove(digest);
             None
         }
     }
 
-    /// Stores a verified token that expires at `exp` (Unix seconds).
-    pub(crate) fn insert(
+    /// Stores a value that is good until `exp` (Unix seconds), and never longer than the cache's TTL.
+    pub(crate) fn insert(&self, digest: [u8; 32], value: V, exp: u64, now: u64, epoch: u64) {
+        self.insert_for(digest, value, exp, self.ttl, now, epoch);
+    }
+
+    /// Stores a value good until min(`exp`, now + `ttl`).
+    pub(crate) fn insert_for(
         &self,
         digest: [u8; 32],
-        token: AccessToken,
+        value: V,
         exp: u64,
+        ttl: Duration,
         now: u64,
         epoch: u64,
     ) {
-        let expires_at = exp.min(now.saturating_add(self.ttl.as_secs()));
+        let expires_at = exp.min(now.saturating_add(ttl.as_secs()));
         if expires_at > now {
             self.entries.insert(
                 digest,
                 Entry {
-                    token,
+                    value,
                     expires_at,
                     epoch,
                 },
@@ -93,6 +99,7 @@ impl TokenCache {
     }
 
     /// Number of entries.
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
@@ -107,8 +114,22 @@ mod tests {
     }
 
     #[test]
+    fn shorter_ttl_per_entry() {
+        let cache: TokenCache<Result<AccessToken, ()>> =
+            TokenCache::new(10, Duration::from_secs(60));
+        cache.insert_for([1; 32], Err(()), u64::MAX, Duration::from_secs(5), 1_000, 0);
+        assert!(cache.get(&[1; 32], 1_004, 0).is_some());
+        assert!(cache.get(&[1; 32], 1_005, 0).is_none());
+        cache.insert_for([2; 32], Err(()), u64::MAX, Duration::ZERO, 1_000, 0);
+        assert!(
+            cache.get(&[2; 32], 1_000, 0).is_none(),
+            "a zero TTL stores nothing"
+        );
+    }
+
+    #[test]
     fn entries_expire_at_the_earlier_of_exp_and_ttl() {
-        let cache = TokenCache::new(10, Duration::from_secs(60));
+        let cache: TokenCache = TokenCache::new(10, Duration::from_secs(60));
         cache.insert([1; 32], token(), 1_000 + 30, 1_000, 0);
         assert!(cache.get(&[1; 32], 1_029, 0).is_some());
         assert!(cache.get(&[1; 32], 1_030, 0).is_none(), "never past exp");
@@ -122,7 +143,7 @@ mod tests {
 
     #[test]
     fn removal_epoch_invalidates() {
-        let cache = TokenCache::new(10, Duration::from_secs(60));
+        let cache: TokenCache = TokenCache::new(10, Duration::from_secs(60));
         cache.insert([1; 32], token(), 2_000, 1_000, 3);
         assert!(cache.get(&[1; 32], 1_001, 3).is_some());
         assert!(cache.get(&[1; 32], 1_001, 4).is_none());
@@ -134,7 +155,7 @@ mod tests {
 
     #[test]
     fn expired_tokens_are_not_stored_and_capacity_is_bounded() {
-        let cache = TokenCache::new(100, Duration::from_secs(60));
+        let cache: TokenCache = TokenCache::new(100, Duration::from_secs(60));
         cache.insert([1; 32], token(), 999, 1_000, 0);
         assert_eq!(cache.len(), 0);
         for i in 0..10_000u32 {

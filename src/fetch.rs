@@ -59,6 +59,7 @@ impl std::error::Error for FetchError {}
 pub(crate) struct Fetched {
     pub(crate) body: Bytes,
     /// `Cache-Control: max-age`, when the server sent one (and no `no-store`/`no-cache`).
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
     pub(crate) max_age: Option<Duration>,
 }
 
@@ -87,6 +88,36 @@ impl Fetcher {
             .build()
             .map_err(|_| crate::BuildError::Invalid("the HTTP client could not be built"))?;
         Ok(Self { client, max_bytes })
+    }
+
+    /// `POST url` with a form body (and an optional `Authorization` value), bounded. Any non-2xx status is
+    /// an error: for introspection that means the authorization server failed or refused *us*.
+    #[cfg(feature = "introspection")]
+    pub(crate) async fn post_form(
+        &self,
+        url: &str,
+        form: String,
+        authorization: Option<&http::HeaderValue>,
+    ) -> Result<Bytes, FetchError> {
+        check_url(url, "url", true).map_err(|_| FetchError::InsecureUrl)?;
+        let mut request = self
+            .client
+            .post(url)
+            .header(http::header::ACCEPT, "application/json")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form);
+        if let Some(value) = authorization {
+            request = request.header(http::header::AUTHORIZATION, value.clone());
+        }
+        let response = request.send().await.map_err(classify)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(FetchError::Status(status.as_u16()));
+        }
+        read_limited(response, self.max_bytes).await
     }
 
     /// `GET url`, bounded.

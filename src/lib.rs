@@ -36,14 +36,15 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod body;
-#[cfg(feature = "jwt")]
+#[cfg(feature = "remote")]
 pub mod cache;
 pub mod challenge;
 mod error;
 pub mod extract;
-#[cfg(feature = "jwt")]
+#[cfg(feature = "remote")]
 pub mod fetch;
 mod future;
+mod json;
 pub mod layer;
 pub mod metadata;
 mod resource;
@@ -66,6 +67,9 @@ pub use metadata::{MetadataService, ProtectedResourceMetadata};
 pub use resource::WELL_KNOWN_PREFIX;
 pub use scope::{Requirement, RoutePolicy, ScopeHierarchy, ScopePolicy, ScopeSet};
 pub use token::{AccessToken, AccessTokenBuilder, BearerToken};
+pub use validate::FirstMatch;
 #[cfg(feature = "jwt")]
 pub use validate::{Algorithm, JwtValidator, MultiIssuer};
+#[cfg(feature = "introspection")]
+pub use validate::{ClientAuth, IntrospectionValidator};
 pub use validate::{StaticToken, StaticValidator, TokenValidator, Validation};

@@ -120,6 +120,11 @@ impl TokenValidator for StaticValidator {
                 .ok_or(InvalidToken::Unknown.into()),
         )
     }
+
+    /// Responsible only for its own tokens (so it can sit first in a [`FirstMatch`](crate::FirstMatch)).
+    fn is_responsible_for(&self, token: &BearerToken) -> bool {
+        self.lookup(token).is_some()
+    }
 }
 
 impl fmt::Debug for StaticValidator {

@@ -35,13 +35,12 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::cache::{unix_now, TokenCache, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_TTL};
 use crate::error::{BuildError, InvalidToken, Unavailable, ValidationError};
 use crate::fetch::{Fetcher, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
+use crate::json::{self, parse_object};
 use crate::resource::check_url;
 use crate::scope::ScopeSet;
 use crate::token::{AccessToken, BearerToken};
@@ -49,10 +48,7 @@ use crate::validate::alg::{Algorithm, AlgorithmSet};
 use crate::validate::jwks::{
     KeyLimits, KeyMiss, KeySource, KeyStore, RefreshError, Snapshot, Trigger, MAX_KID_LEN,
 };
-use crate::validate::{TokenValidator, Validation, ValidationResult};
-
-/// Default clock leeway for `exp`, `nbf` and `iat`.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+use crate::validate::{TokenValidator, Validation, ValidationResult, DEFAULT_LEEWAY};
 
 /// Installs jsonwebtoken's aws-lc-rs provider when both crypto backends are compiled in (jsonwebtoken refuses
 /// to choose by itself then). With one backend, jsonwebtoken picks it and this does nothing.
@@ -65,38 +61,11 @@ pub(crate) fn ensure_crypto_provider() {
     }
 }
 
-/// A JSON object that refuses duplicate member names (RFC 7515 §4, RFC 8725: reject rather than guess).
-struct StrictObject(Map<String, Value>);
-
-impl<'de> Deserialize<'de> for StrictObject {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = StrictObject;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<StrictObject, A::Error> {
-                let mut map = Map::new();
-                while let Some((name, value)) = access.next_entry::<String, Value>()? {
-                    if map.insert(name, value).is_some() {
-                        return Err(A::Error::custom("duplicate member"));
-                    }
-                }
-                Ok(StrictObject(map))
-            }
-        }
-        deserializer.deserialize_map(ObjectVisitor)
-    }
-}
-
 fn decode_object(part: &str) -> Result<Map<String, Value>, InvalidToken> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| InvalidToken::Malformed)?;
-    serde_json::from_slice::<StrictObject>(&bytes)
-        .map(|o| o.0)
-        .map_err(|_| InvalidToken::Malformed)
+    parse_object(&bytes).ok_or(InvalidToken::Malformed)
 }
 
 /// The `iss` claim of a JWT, read *without* verifying anything (for routing to the right issuer).
@@ -132,17 +101,8 @@ enum TypPolicy {
     AlsoJwt,
 }
 
-/// Numeric date claim: a JSON number (possibly fractional).
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, InvalidToken> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .filter(|v| v.is_finite())
-            .map(Some)
-            .ok_or(InvalidToken::MissingClaim),
-        Some(_) => Err(InvalidToken::MissingClaim),
-    }
+    json::numeric_date(claims, name).map_err(|()| InvalidToken::MissingClaim)
 }
 
 struct Inner {
@@ -326,21 +286,9 @@ impl Inner {
         } else {
             &self.audiences
         };
-        let names_us = |aud: &str| accepted.iter().any(|a| a == aud);
-        let ok = match claims.get("aud") {
-            Some(Value::String(aud)) => names_us(aud),
-            Some(Value::Array(auds)) => {
-                let mut found = false;
-                for aud in auds {
-                    match aud {
-                        Value::String(aud) => found |= names_us(aud),
-                        _ => return Err(InvalidToken::Malformed),
-                    }
-                }
-                found
-            }
-            _ => false,
-        };
+        let ok = json::audience_matches(claims, accepted)
+            .map_err(|()| InvalidToken::Malformed)?
+            .unwrap_or(false);
         ok.then_some(()).ok_or(InvalidToken::WrongAudience)
     }
 
@@ -368,10 +316,7 @@ impl Inner {
     /// Builds the validated token, and caches it.
     fn accept(&self, checked: Checked, digest: Option<[u8; 32]>, epoch: u64) -> AccessToken {
         let Checked { claims, exp, .. } = checked;
-        let string = |name: &str| match claims.get(name) {
-            Some(Value::String(s)) => Some(s.clone()),
-            _ => None,
-        };
+        let string = |name: &str| json::string(&claims, name);
         let mut scopes: Vec<String> = match claims.get("scope") {
             Some(Value::String(s)) => s.split(' ').map(str::to_owned).collect(),
             _ => Vec::new(),
@@ -385,14 +330,7 @@ impl Inner {
                 _ => {}
             }
         }
-        let audiences = match claims.get("aud") {
-            Some(Value::String(a)) => vec![a.clone()],
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let audiences = json::audiences(&claims);
         let mut builder = AccessToken::builder()
             .issuer(self.issuer.clone())
             .scope_set(ScopeSet::from_iter_lenient(scopes))
@@ -516,6 +454,11 @@ impl TokenValidator for JwtValidator {
 
     fn bind_resource(&self, resource: &str) {
         let _ = self.inner.bound_audience.set(resource.to_owned());
+    }
+
+    /// Responsible for JWTs whose (unverified) `iss` is this issuer.
+    fn is_responsible_for(&self, token: &BearerToken) -> bool {
+        unverified_issuer(token.as_str()).is_ok_and(|iss| iss == self.inner.issuer)
     }
 }
 

@@ -17,9 +17,12 @@ use crate::token::{AccessToken, BearerToken};
 
 #[cfg(feature = "jwt")]
 pub mod alg;
-#[cfg(feature = "jwt")]
+mod chain;
+#[cfg(feature = "remote")]
 pub mod discovery;
 mod fixed;
+#[cfg(feature = "introspection")]
+mod introspect;
 #[cfg(feature = "jwt")]
 pub(crate) mod jwks;
 #[cfg(feature = "jwt")]
@@ -29,11 +32,17 @@ mod multi;
 
 #[cfg(feature = "jwt")]
 pub use alg::{Algorithm, AlgorithmSet};
+pub use chain::FirstMatch;
 pub use fixed::{StaticToken, StaticValidator, StaticValidatorBuilder};
+#[cfg(feature = "introspection")]
+pub use introspect::{ClientAuth, IntrospectionValidator, IntrospectionValidatorBuilder};
 #[cfg(feature = "jwt")]
-pub use jwt::{JwtValidator, JwtValidatorBuilder, DEFAULT_LEEWAY};
+pub use jwt::{JwtValidator, JwtValidatorBuilder};
 #[cfg(feature = "jwt")]
 pub use multi::MultiIssuer;
+
+/// Default clock leeway for `exp`, `nbf` and `iat` (JWT and introspection validators).
+pub const DEFAULT_LEEWAY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The outcome of a validation.
 pub type ValidationResult = Result<AccessToken, ValidationError>;
@@ -73,6 +82,14 @@ pub trait TokenValidator: Send + Sync + 'static {
     fn bind_resource(&self, resource: &str) {
         let _ = resource;
     }
+
+    /// Is this validator the one that should judge `token`? [`FirstMatch`] gives each token to the first
+    /// validator that says yes (a JWT validator claims the JWTs of its issuer, an introspection validator
+    /// claims everything). Must be cheap and must not do I/O. The default is `true`.
+    fn is_responsible_for(&self, token: &BearerToken) -> bool {
+        let _ = token;
+        true
+    }
 }
 
 impl<T: TokenValidator + ?Sized> TokenValidator for Arc<T> {
@@ -83,6 +100,10 @@ impl<T: TokenValidator + ?Sized> TokenValidator for Arc<T> {
     fn bind_resource(&self, resource: &str) {
         (**self).bind_resource(resource)
     }
+
+    fn is_responsible_for(&self, token: &BearerToken) -> bool {
+        (**self).is_responsible_for(token)
+    }
 }
 
 impl<T: TokenValidator + ?Sized> TokenValidator for Box<T> {
@@ -92,6 +113,10 @@ impl<T: TokenValidator + ?Sized> TokenValidator for Box<T> {
 
     fn bind_resource(&self, resource: &str) {
         (**self).bind_resource(resource)
+    }
+
+    fn is_responsible_for(&self, token: &BearerToken) -> bool {
+        (**self).is_responsible_for(token)
     }
 }
 

@@ -78,4 +78,9 @@ impl TokenValidator for MultiIssuer {
             validator.bind_resource(resource);
         }
     }
+
+    /// Responsible for JWTs whose `iss` is one of the trusted issuers.
+    fn is_responsible_for(&self, token: &BearerToken) -> bool {
+        unverified_issuer(token.as_str()).is_ok_and(|iss| self.validators.contains_key(&iss))
+    }
 }
