@@ -390,6 +390,12 @@ impl Challenger {
         }
         if let Rejection::Unavailable { retry_after, .. } = rejection {
             headers.insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+            if facts.cors {
+                headers.insert(
+                    ACCESS_CONTROL_EXPOSE_HEADERS,
+                    HeaderValue::from_static("Retry-After"),
+                );
+            }
         }
         response
     }

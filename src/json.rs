@@ -49,6 +49,20 @@ pub(crate) fn numeric_date(object: &Map<String, Value>, name: &str) -> Result<Op
     }
 }
 
+/// The largest NumericDate kept (9999-12-31T23:59:59Z); later ones are clamped so time arithmetic cannot
+/// overflow on a (validly signed) absurd value.
+pub(crate) const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
+
+/// A NumericDate as whole seconds, clamped to `0..=MAX_NUMERIC_DATE`.
+pub(crate) fn clamp_date(seconds: f64) -> u64 {
+    seconds.clamp(0.0, MAX_NUMERIC_DATE as f64) as u64
+}
+
+/// A clamped NumericDate as a `SystemTime`.
+pub(crate) fn system_time(seconds: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.min(MAX_NUMERIC_DATE))
+}
+
 /// Does the `aud` member name one of `accepted`? `Ok(None)` when there is no `aud`; `Err(())` when it is
 /// neither a string nor an array of strings.
 pub(crate) fn audience_matches(
@@ -104,6 +118,14 @@ mod tests {
         assert!(parse_object(br#"{"a":1,"b":{"c":1}}"#).is_some());
         assert!(parse_object(b"[1]").is_none());
         assert!(parse_object(b"{\"a\":\"\xff\"}").is_none());
+    }
+
+    #[test]
+    fn absurd_dates_are_clamped() {
+        assert_eq!(clamp_date(f64::MAX), MAX_NUMERIC_DATE);
+        assert_eq!(clamp_date(-5.0), 0);
+        assert_eq!(clamp_date(1.9), 1);
+        let _ = system_time(u64::MAX);
     }
 
     #[test]

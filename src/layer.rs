@@ -7,6 +7,12 @@
 //! 3. the [`ScopePolicy`] says which scopes the request needs; missing ones give a 403;
 //! 4. the [`AccessToken`] goes into the request extensions and the inner service is called, with the
 //!    `Authorization` header removed unless configured otherwise.
+//!
+//! Browsers send CORS preflights (`OPTIONS` with `Access-Control-Request-Method`) without credentials, so
+//! the guard answers them with 401 like any other request without a token (fail closed). Put your CORS
+//! layer *outside* the guard (`ServiceBuilder::new().layer(cors).layer(guard)`), so preflights are answered
+//! before they reach it; rejections of cross-origin requests expose `WWW-Authenticate` (and `Retry-After`
+//! on 503) through `Access-Control-Expose-Headers`.
 
 use std::fmt;
 use std::sync::Arc;

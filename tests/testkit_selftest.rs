@@ -10,6 +10,8 @@
 //! - the attack tokens (HS256 confusion, `alg: none`, tampered payload, header overrides) look as documented;
 //! - shutdown (explicit or by dropping the last handle) stops the server.
 //!
+//! Introspection, opaque tokens and revocation are tested in `testkit_introspection.rs`.
+//!
 //! Needs a `jsonwebtoken` crypto backend for verification: feature `aws-lc-rs` (default) or `rust-crypto`.
 #![cfg(all(
     feature = "testkit",

@@ -6,6 +6,7 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     self, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, RsaEncoding, RsaKeyPair,
+    UnparsedPublicKey, VerificationAlgorithm,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -261,6 +262,40 @@ impl SigningKey {
             Pair::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
         }
     }
+
+    /// Whether `signature` is this key's valid JWS signature of `message` (with this key's algorithm).
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let (algorithm, public): (&'static dyn VerificationAlgorithm, &[u8]) =
+            match (&self.pair, self.alg) {
+                (Pair::Rsa(pair), alg) => {
+                    let algorithm: &'static dyn VerificationAlgorithm = match alg {
+                        KeyAlg::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+                        KeyAlg::Rs384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+                        KeyAlg::Rs512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+                        KeyAlg::Ps256 => &signature::RSA_PSS_2048_8192_SHA256,
+                        KeyAlg::Ps384 => &signature::RSA_PSS_2048_8192_SHA384,
+                        KeyAlg::Ps512 => &signature::RSA_PSS_2048_8192_SHA512,
+                        _ => return false,
+                    };
+                    (algorithm, pair.public_key().as_ref())
+                }
+                (Pair::Ecdsa(pair), KeyAlg::Es256) => (
+                    &signature::ECDSA_P256_SHA256_FIXED,
+                    pair.public_key().as_ref(),
+                ),
+                (Pair::Ecdsa(pair), KeyAlg::Es384) => (
+                    &signature::ECDSA_P384_SHA384_FIXED,
+                    pair.public_key().as_ref(),
+                ),
+                (Pair::Ed25519(pair), KeyAlg::EdDsa) => {
+                    (&signature::ED25519, pair.public_key().as_ref())
+                }
+                _ => return false,
+            };
+        UnparsedPublicKey::new(algorithm, public)
+            .verify(message, signature)
+            .is_ok()
+    }
 }
 
 #[cfg(test)]
@@ -299,5 +334,23 @@ mod tests {
         );
         assert!(key.rsa_spki_der().is_none());
         assert!(key.spki_der().is_some());
+    }
+
+    #[test]
+    fn signatures_verify_with_the_same_key_only() {
+        for alg in [
+            KeyAlg::Rs256,
+            KeyAlg::Ps384,
+            KeyAlg::Es256,
+            KeyAlg::Es384,
+            KeyAlg::EdDsa,
+        ] {
+            let key = SigningKey::generate(alg).unwrap();
+            let other = SigningKey::generate(alg).unwrap();
+            let sig = key.sign(b"message").unwrap();
+            assert!(key.verify(b"message", &sig), "{alg}");
+            assert!(!key.verify(b"massage", &sig), "{alg}");
+            assert!(!other.verify(b"message", &sig), "{alg}");
+        }
     }
 }

@@ -21,8 +21,10 @@
 //! [`DevIssuer`] generates signing keys (RSA, ECDSA, Ed25519 with aws-lc-rs), serves them as a JWKS at
 //! `/jwks`, publishes authorization-server metadata (RFC 8414 and OpenID Connect Discovery), and mints
 //! access tokens ([`TokenBuilder`]) — good ones, and the expired, mis-addressed, unsigned, tampered or
-//! algorithm-confused ones a resource server must refuse. It also counts requests per [`Endpoint`] and can
-//! inject failures ([`Behavior`]) to test caching and outage handling.
+//! algorithm-confused ones a resource server must refuse. It also issues opaque tokens
+//! ([`OpaqueTokenBuilder`]) and answers for them at an RFC 7662 introspection endpoint, with RFC 7009
+//! revocation. It counts requests per [`Endpoint`] and can inject failures ([`Behavior`]) to test caching
+//! and outage handling.
 //!
 //! ## Endpoints
 //!
@@ -34,14 +36,42 @@
 //! | `/.well-known/oauth-authorization-server{path}` | RFC 8414 metadata (path insertion) |
 //! | `/.well-known/openid-configuration{path}` | OpenID metadata (path insertion) |
 //! | `{path}/.well-known/openid-configuration` | OpenID metadata (path appended) |
+//! | `/introspect` | RFC 7662 token introspection (`POST`, client authentication required) |
+//! | `/revoke` | RFC 7009 token revocation (`POST`, client authentication required) |
 //! | `/token`, `/authorize` | `501 Not Implemented` (tokens are minted in-process) |
 //!
 //! A trailing `/` of the issuer is removed before forming these paths (RFC 8414 §3.1); other paths get
 //! `404`. The server runs on the current tokio runtime and stops on [`DevIssuer::shutdown`] or when the
 //! last clone of the [`DevIssuer`] is dropped.
 //!
-//! Nothing here logs or prints tokens.
+//! ## Introspection and revocation
+//!
+//! `POST /introspect` takes an `application/x-www-form-urlencoded` body (`token`, optionally
+//! `token_type_hint`, read up to 64 KiB) from an authenticated caller: `client_secret_basic` (RFC 6749
+//! §2.3.1: id and secret form-urlencoded, joined with `:`, base64), `client_secret_post` (`client_id` and
+//! `client_secret` form fields), or `Authorization: Bearer` with the token set by
+//! [`DevIssuerBuilder::introspection_bearer`]. The default client is `rs-client` / `rs-secret`
+//! ([`DevIssuerBuilder::introspection_client`]).
+//!
+//! | request | answer |
+//! |---|---|
+//! | not `POST` | `405`, `Allow: POST` |
+//! | body over 64 KiB | `413` |
+//! | other content type | `400 {"error":"invalid_request"}` |
+//! | no, wrong or malformed credentials | `401 {"error":"invalid_client"}`, `WWW-Authenticate: Basic realm="introspection"` |
+//! | two authentication methods, a repeated parameter, no `token` | `400 {"error":"invalid_request"}` |
+//! | a token with a response set by [`DevIssuer::set_introspection_response`] | `200`, exactly that JSON |
+//! | an active token of [`DevIssuer::opaque_token`] | `200 {"active":true, …its claims, "token_type":"Bearer"}` |
+//! | an active JWT signed by one of this issuer's keys | `200 {"active":true, …its claims, "token_type":"Bearer"}` |
+//! | anything else: unknown, revoked, expired (`exp` ≤ now), not yet valid (`nbf` > now) | `200 {"active":false}` |
+//!
+//! Answers carry `Cache-Control: no-store`. `POST /revoke` authenticates the same way (realm
+//! `"revocation"`), takes the form field `token`, and answers `200` with an empty body whether or not the
+//! token was known ([`DevIssuer::revoke`] does the same in-process).
+//!
+//! Nothing here logs or prints tokens, client secrets or the introspection bearer token.
 
+mod introspect;
 mod keys;
 mod server;
 mod token;
@@ -55,6 +85,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::task::AbortHandle;
 
+pub use introspect::OpaqueTokenBuilder;
+use introspect::{ClientCredentials, Registry};
 pub use keys::KeyAlg;
 use keys::SigningKey;
 pub use token::TokenBuilder;
@@ -118,7 +150,14 @@ pub enum Endpoint {
     /// OpenID metadata, at both `/.well-known/openid-configuration{issuer_path}` and
     /// `{issuer_path}/.well-known/openid-configuration`.
     OpenIdMetadata,
+    /// `POST /introspect` (RFC 7662 token introspection).
+    Introspection,
+    /// `POST /revoke` (RFC 7009 token revocation).
+    Revocation,
 }
+
+/// How many [`Endpoint`] variants there are (the size of the counter and behavior arrays).
+const ENDPOINTS: usize = 5;
 
 impl Endpoint {
     const fn index(self) -> usize {
@@ -126,11 +165,17 @@ impl Endpoint {
             Endpoint::Jwks => 0,
             Endpoint::OAuthMetadata => 1,
             Endpoint::OpenIdMetadata => 2,
+            Endpoint::Introspection => 3,
+            Endpoint::Revocation => 4,
         }
     }
 }
 
 /// How an endpoint answers (failure injection). Requests are counted before the behavior applies.
+///
+/// On [`Endpoint::Introspection`], `Status` and `InvalidJson` answer before the caller is authenticated;
+/// `Slow` delays the normal handling; `Oversize` and `WrongIssuer` change successful (`200`) answers only.
+/// On [`Endpoint::Revocation`] only `Status` and `Slow` have an effect.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Behavior {
     /// Serve the document normally.
@@ -140,11 +185,13 @@ pub enum Behavior {
     Status(u16),
     /// Wait this long, then answer normally.
     Slow(Duration),
-    /// Answer 200 with the normal document plus a `"padding"` member, about this many bytes in total.
+    /// Answer 200 with the normal document plus a `"padding"` member, about this many bytes in total (for
+    /// introspection: the answer for the token, padded).
     Oversize(usize),
     /// Answer 200 `application/json` with a body that is not JSON.
     InvalidJson,
-    /// Metadata whose `issuer` is `http://127.0.0.1:PORT/wrong-issuer`; the JWKS endpoint answers normally.
+    /// Metadata whose `issuer` is `http://127.0.0.1:PORT/wrong-issuer`; introspection answers for active
+    /// tokens whose `iss` is that URL; the JWKS endpoint answers normally.
     WrongIssuer,
 }
 
@@ -214,9 +261,13 @@ pub(crate) struct State {
     serve_openid: bool,
     keys: Mutex<KeyStore>,
     extra_jwks: Mutex<Vec<Value>>,
-    counters: [AtomicU64; 3],
-    behaviors: Mutex<[Behavior; 3]>,
+    counters: [AtomicU64; ENDPOINTS],
+    behaviors: Mutex<[Behavior; ENDPOINTS]>,
     jwks_cache_control: Mutex<Option<String>>,
+    /// Who may call the introspection and revocation endpoints.
+    credentials: ClientCredentials,
+    /// Opaque tokens, revocations, custom introspection answers and per-token request counts.
+    registry: Mutex<Registry>,
 }
 
 impl State {
@@ -467,17 +518,58 @@ impl DevIssuer {
             .and_then(|entry| entry.key.spki_der())
     }
 
+    /// An opaque-token builder pre-filled with good claims (see [`OpaqueTokenBuilder`]); the token is
+    /// answered for at the [introspection endpoint](Self::introspection_endpoint).
+    pub fn opaque_token(&self) -> OpaqueTokenBuilder {
+        OpaqueTokenBuilder::new(Arc::clone(&self.handle.state))
+    }
+
+    /// The RFC 7662 introspection endpoint: `http://127.0.0.1:PORT/introspect`.
+    pub fn introspection_endpoint(&self) -> String {
+        format!("{}/introspect", self.state().origin)
+    }
+
+    /// The RFC 7009 revocation endpoint: `http://127.0.0.1:PORT/revoke`.
+    pub fn revocation_endpoint(&self) -> String {
+        format!("{}/revoke", self.state().origin)
+    }
+
+    /// Revokes `token`: from now on introspection answers `{"active":false}` for it, and a response set
+    /// with [`set_introspection_response`](Self::set_introspection_response) is dropped. Returns whether the
+    /// token was known: an [opaque token](Self::opaque_token) of this issuer, a token with a custom response,
+    /// or a JWT signed by one of this issuer's keys (already revoked ones included).
+    pub fn revoke(&self, token: &str) -> bool {
+        self.state().revoke(token)
+    }
+
+    /// Makes the introspection endpoint answer exactly `response` (status 200) for `token`, whether or not
+    /// the token is otherwise known — e.g. `{"active":"true"}` or an answer without `active`, to test how a
+    /// resource server reads malformed responses. Replaces an earlier response for the same token;
+    /// [`revoke`](Self::revoke) removes it.
+    pub fn set_introspection_response(&self, token: &str, response: Value) {
+        self.state().set_introspection_response(token, response);
+    }
+
+    /// How many introspection requests named `token` in their form body (since start or
+    /// [`reset_counts`](Self::reset_counts)), whatever the answer — rejected and failure-injected ones
+    /// included.
+    pub fn introspection_requests_for(&self, token: &str) -> u64 {
+        self.state().introspection_requests_for(token)
+    }
+
     /// How many requests `endpoint` received (since start or [`reset_counts`](Self::reset_counts)),
     /// whatever the answer.
     pub fn requests(&self, endpoint: Endpoint) -> u64 {
         self.state().counters[endpoint.index()].load(Ordering::Relaxed)
     }
 
-    /// Sets every request counter to zero.
+    /// Sets every request counter to zero, the per-token
+    /// [introspection counts](Self::introspection_requests_for) included.
     pub fn reset_counts(&self) {
         for counter in &self.state().counters {
             counter.store(0, Ordering::Relaxed);
         }
+        self.state().reset_introspection_counts();
     }
 
     /// Sets how `endpoint` answers from now on ([`Behavior::Normal`] restores it).
@@ -504,7 +596,7 @@ impl DevIssuer {
 }
 
 /// Settings for a [`DevIssuer`]; from [`DevIssuer::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DevIssuerBuilder {
     issuer_path: String,
     trailing_slash: bool,
@@ -512,6 +604,22 @@ pub struct DevIssuerBuilder {
     serve_oauth: bool,
     serve_openid: bool,
     bind: SocketAddr,
+    credentials: ClientCredentials,
+}
+
+impl fmt::Debug for DevIssuerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The client secret and the bearer token are left out (`credentials` redacts them).
+        f.debug_struct("DevIssuerBuilder")
+            .field("issuer_path", &self.issuer_path)
+            .field("trailing_slash", &self.trailing_slash)
+            .field("keys", &self.keys)
+            .field("serve_oauth", &self.serve_oauth)
+            .field("serve_openid", &self.serve_openid)
+            .field("bind", &self.bind)
+            .field("introspection", &self.credentials)
+            .finish()
+    }
 }
 
 impl Default for DevIssuerBuilder {
@@ -523,6 +631,7 @@ impl Default for DevIssuerBuilder {
             serve_oauth: true,
             serve_openid: true,
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            credentials: ClientCredentials::default(),
         }
     }
 }
@@ -569,11 +678,30 @@ impl DevIssuerBuilder {
         self
     }
 
+    /// The client credentials the introspection and revocation endpoints require (default client id
+    /// `"rs-client"`, secret `"rs-secret"`), sent as `client_secret_basic` (RFC 6749 §2.3.1: each
+    /// form-urlencoded, joined with `:`, base64) or `client_secret_post` (`client_id` and `client_secret`
+    /// form fields). Any characters are allowed, `:`, spaces and non-ASCII included.
+    pub fn introspection_client(mut self, client_id: &str, client_secret: &str) -> Self {
+        self.credentials.client_id = client_id.to_owned();
+        self.credentials.client_secret = client_secret.to_owned();
+        self
+    }
+
+    /// Also accepts `Authorization: Bearer <token>` as the caller's credential at the introspection and
+    /// revocation endpoints (default: no bearer credential). Must not be empty (checked by
+    /// [`start`](Self::start)).
+    pub fn introspection_bearer(mut self, token: &str) -> Self {
+        self.credentials.bearer = Some(token.to_owned());
+        self
+    }
+
     /// Generates the keys, binds the listener and spawns the server on the current tokio runtime.
     ///
     /// # Errors
     /// [`TestkitError::NoRuntime`] outside a tokio runtime, [`TestkitError::InvalidConfig`] for a path with
-    /// `?`, `#` or whitespace, [`TestkitError::Io`] if binding fails, [`TestkitError::Crypto`] if key
+    /// `?`, `#` or whitespace or an empty [introspection bearer token](Self::introspection_bearer),
+    /// [`TestkitError::Io`] if binding fails, [`TestkitError::Crypto`] if key
     /// generation fails.
     pub async fn start(self) -> Result<DevIssuer, TestkitError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| TestkitError::NoRuntime)?;
@@ -585,6 +713,11 @@ impl DevIssuerBuilder {
         {
             return Err(TestkitError::InvalidConfig(
                 "issuer path must not contain '?', '#', whitespace or control characters",
+            ));
+        }
+        if self.credentials.bearer.as_deref() == Some("") {
+            return Err(TestkitError::InvalidConfig(
+                "the introspection bearer token must not be empty",
             ));
         }
         let issuer_path = if path.is_empty() || path.starts_with('/') {
@@ -627,9 +760,11 @@ impl DevIssuerBuilder {
             serve_openid: self.serve_openid,
             keys: Mutex::new(store),
             extra_jwks: Mutex::new(Vec::new()),
-            counters: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
-            behaviors: Mutex::new([Behavior::Normal, Behavior::Normal, Behavior::Normal]),
+            counters: std::array::from_fn(|_| AtomicU64::new(0)),
+            behaviors: Mutex::new(std::array::from_fn(|_| Behavior::Normal)),
             jwks_cache_control: Mutex::new(Some("max-age=300".to_owned())),
+            credentials: self.credentials,
+            registry: Mutex::new(Registry::default()),
         });
         let task = runtime
             .spawn(server::serve(listener, Arc::clone(&state)))

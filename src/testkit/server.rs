@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -16,9 +16,15 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use super::introspect::{ClientAuth, Form};
 use super::{Behavior, Endpoint, State};
 
 type Body = Full<Bytes>;
+
+/// The most the introspection and revocation endpoints read of a request body.
+const FORM_LIMIT: usize = 64 * 1024;
+/// How long the introspection and revocation endpoints wait for a request body.
+const FORM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts connections until the task is aborted; connection tasks live in a `JoinSet`, so aborting this
 /// task (dropping the set) also aborts every open connection.
@@ -84,8 +90,11 @@ fn padded(mut value: Value, size: usize) -> Bytes {
 
 impl State {
     fn route(&self, path: &str) -> Option<Endpoint> {
-        if path == "/jwks" {
-            return Some(Endpoint::Jwks);
+        match path {
+            "/jwks" => return Some(Endpoint::Jwks),
+            "/introspect" => return Some(Endpoint::Introspection),
+            "/revoke" => return Some(Endpoint::Revocation),
+            _ => {}
         }
         let issuer_path = self.issuer_path.as_str();
         if self.serve_oauth {
@@ -125,12 +134,18 @@ impl State {
             "scopes_supported": ["mcp:read", "mcp:write"],
             "subject_types_supported": ["public"],
             "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+            "introspection_endpoint": format!("{origin}/introspect"),
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint": format!("{origin}/revoke"),
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "id_token_signing_alg_values_supported": self.published_algs(),
         })
     }
 
     fn document(&self, endpoint: Endpoint, wrong_issuer: bool) -> Value {
         match endpoint {
+            // Not served through this path (see `handle_form`).
+            Endpoint::Introspection | Endpoint::Revocation => json!({}),
             Endpoint::Jwks => self.public_jwks(),
             Endpoint::OAuthMetadata | Endpoint::OpenIdMetadata if wrong_issuer => {
                 self.metadata(&format!("{}/wrong-issuer", self.origin))
@@ -163,6 +178,9 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Body> {
         return json_response(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#);
     };
     state.count(endpoint);
+    if matches!(endpoint, Endpoint::Introspection | Endpoint::Revocation) {
+        return handle_form(state, endpoint, request).await;
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = json_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -180,20 +198,7 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Body> {
         Behavior::WrongIssuer => {
             json_response(StatusCode::OK, to_bytes(&state.document(endpoint, true)))
         }
-        Behavior::Status(code) => {
-            // A 1xx code is not a final response; it (and anything out of range) becomes 500.
-            let status = StatusCode::from_u16(code)
-                .ok()
-                .filter(|status| !status.is_informational())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            json_response(
-                status,
-                format!(
-                    r#"{{"error":"injected_failure","status":{}}}"#,
-                    status.as_u16()
-                ),
-            )
-        }
+        Behavior::Status(code) => injected_status(code),
         Behavior::Slow(delay) => {
             tokio::time::sleep(delay).await;
             json_response(StatusCode::OK, to_bytes(&state.document(endpoint, false)))
@@ -208,6 +213,171 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Body> {
         ),
     };
     state.finish(endpoint, response)
+}
+
+/// The answer of [`Behavior::Status`].
+fn injected_status(code: u16) -> Response<Body> {
+    // A 1xx code is not a final response; it (and anything out of range) becomes 500.
+    let status = StatusCode::from_u16(code)
+        .ok()
+        .filter(|status| !status.is_informational())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(
+        status,
+        format!(
+            r#"{{"error":"injected_failure","status":{}}}"#,
+            status.as_u16()
+        ),
+    )
+}
+
+/// `400 {"error":"invalid_request", "error_description": …}`.
+fn invalid_request(description: &str) -> Response<Body> {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        to_bytes(&json!({ "error": "invalid_request", "error_description": description })),
+    )
+}
+
+/// Whether the request declares an `application/x-www-form-urlencoded` body (parameters such as
+/// `charset` allowed).
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| {
+            media
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// Why a form body could not be read.
+enum BodyError {
+    TooLarge,
+    Failed,
+}
+
+/// Reads at most [`FORM_LIMIT`] bytes of body within [`FORM_TIMEOUT`].
+async fn read_form_body(body: Incoming) -> Result<Bytes, BodyError> {
+    let read = tokio::time::timeout(FORM_TIMEOUT, Limited::new(body, FORM_LIMIT).collect()).await;
+    match read {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(BodyError::TooLarge)
+        }
+        Ok(Err(_)) | Err(_) => Err(BodyError::Failed),
+    }
+}
+
+/// `POST /introspect` (RFC 7662) and `POST /revoke` (RFC 7009); the request is already counted.
+///
+/// Order: method, body size, per-token count, injected `Status` / `InvalidJson` / `Slow`, content type,
+/// repeated parameters, client authentication, `token`, then the answer (`Oversize` / `WrongIssuer` change
+/// a 200 introspection answer).
+async fn handle_form(
+    state: &State,
+    endpoint: Endpoint,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let introspection = endpoint == Endpoint::Introspection;
+    if request.method() != Method::POST {
+        let mut response = json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"error":"method_not_allowed"}"#,
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let (parts, body) = request.into_parts();
+    let body = match read_form_body(body).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                r#"{"error":"invalid_request","error_description":"request body too large"}"#,
+            )
+        }
+        Err(BodyError::Failed) => return invalid_request("the request body could not be read"),
+    };
+    let form = is_form(&parts.headers).then(|| Form::parse(&body));
+    let token = form
+        .as_ref()
+        .and_then(|form| form.get("token"))
+        .map(std::str::from_utf8);
+    if introspection {
+        if let Some(Ok(token)) = token {
+            state.count_introspection_of(token);
+        }
+    }
+
+    let behavior = state.behavior(endpoint);
+    match &behavior {
+        Behavior::Status(code) => return injected_status(*code),
+        Behavior::InvalidJson if introspection => {
+            return json_response(
+                StatusCode::OK,
+                Bytes::from_static(b"{\"active\": tru this is not JSON"),
+            )
+        }
+        Behavior::Slow(delay) => tokio::time::sleep(*delay).await,
+        _ => {}
+    }
+
+    let Some(form) = &form else {
+        return invalid_request("the body must be application/x-www-form-urlencoded");
+    };
+    if form.has_repeats() {
+        return invalid_request("a parameter is repeated");
+    }
+    match state.authenticate(&parts.headers, form) {
+        ClientAuth::Authenticated => {}
+        ClientAuth::Ambiguous => {
+            return invalid_request("more than one client authentication method")
+        }
+        ClientAuth::Unauthenticated => {
+            let mut response =
+                json_response(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#);
+            let challenge = if introspection {
+                r#"Basic realm="introspection""#
+            } else {
+                r#"Basic realm="revocation""#
+            };
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            return response;
+        }
+    }
+    // A token that is not UTF-8 cannot be known: inactive, and nothing to revoke.
+    let token = match token {
+        Some(token) => token.ok(),
+        None => return invalid_request("the token parameter is missing"),
+    };
+
+    if !introspection {
+        if let Some(token) = token {
+            state.revoke(token);
+        }
+        let mut response = Response::new(Full::new(Bytes::new()));
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return response;
+    }
+    let answer = state.introspection_answer(token, matches!(behavior, Behavior::WrongIssuer));
+    let body = match behavior {
+        Behavior::Oversize(size) => padded(answer, size),
+        _ => to_bytes(&answer),
+    };
+    let mut response = json_response(StatusCode::OK, body);
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[cfg(test)]

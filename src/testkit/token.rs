@@ -45,7 +45,8 @@ impl fmt::Debug for TokenBuilder {
     }
 }
 
-fn now() -> i64 {
+/// The system clock in whole seconds since the Unix epoch (0 before it).
+pub(super) fn now() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(_) => 0,

@@ -307,7 +307,7 @@ impl Inner {
             builder = builder.issuer(iss);
         }
         if let Some(exp) = exp {
-            builder = builder.expires_at(UNIX_EPOCH + Duration::from_secs(exp.max(0.0) as u64));
+            builder = builder.expires_at(json::system_time(json::clamp_date(exp)));
         }
         for aud in json::audiences(&response) {
             builder = builder.audience(aud);

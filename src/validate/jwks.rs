@@ -316,8 +316,10 @@ pub(crate) enum Trigger {
     NoKeys,
     /// A token names a `kid` the key set does not have.
     UnknownKid,
-    /// The background refresher, or an explicit `ready()`.
+    /// An explicit `ready()`.
     Scheduled,
+    /// The background refresher (it waits out the failure backoff like request-triggered fetches).
+    Background,
 }
 
 /// Why a refresh did not bring new keys.
@@ -493,7 +495,7 @@ impl KeyStore {
         let after_failure = since(attempts.last_failure, FAILURE_BACKOFF);
         match trigger {
             Trigger::Scheduled => true,
-            Trigger::NoKeys => after_failure,
+            Trigger::NoKeys | Trigger::Background => after_failure,
             Trigger::UnknownKid => after_failure && since(attempts.last_kid_refetch, cooldown),
         }
     }
@@ -639,12 +641,15 @@ impl KeyStore {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let weak: Weak<Self> = Arc::downgrade(self);
         let task = runtime.spawn(async move {
-            // Prefetch at start, then refresh ahead of need.
+            // Prefetch at start (unless keys were loaded meanwhile, e.g. by `ready()`), then refresh ahead
+            // of need.
             let mut delay = Duration::ZERO;
+            let mut seen_generation = 0;
             loop {
                 tokio::time::sleep(delay).await;
                 let Some(store) = weak.upgrade() else { return };
-                let _ = store.refresh(store.generation(), Trigger::Scheduled).await;
+                let _ = store.refresh(seen_generation, Trigger::Background).await;
+                seen_generation = store.generation();
                 delay = store.next_refresh();
             }
         });

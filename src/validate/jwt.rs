@@ -31,7 +31,7 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -211,12 +211,10 @@ impl Inner {
         let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
             return Err(InvalidToken::Malformed);
         };
-        let (header_b64, payload_b64, signature_b64) = (
-            &text[..first],
-            &text[first + 1..second],
-            &text[second + 1..],
-        );
-        if header_b64.is_empty() || payload_b64.is_empty() || signature_b64.is_empty() {
+        let (header_b64, payload_b64) = (&text[..first], &text[first + 1..second]);
+        // (An empty signature is left to the algorithm check — `alg: none` is refused as such — and to the
+        // signature check.)
+        if header_b64.is_empty() || payload_b64.is_empty() {
             return Err(InvalidToken::Malformed);
         }
 
@@ -273,7 +271,7 @@ impl Inner {
             signature_start: second + 1,
             token: token.clone(),
             claims,
-            exp: exp.max(0.0) as u64,
+            exp: json::clamp_date(exp),
         })
     }
 
@@ -334,7 +332,7 @@ impl Inner {
         let mut builder = AccessToken::builder()
             .issuer(self.issuer.clone())
             .scope_set(ScopeSet::from_iter_lenient(scopes))
-            .expires_at(UNIX_EPOCH + Duration::from_secs(exp));
+            .expires_at(json::system_time(exp));
         if let Some(sub) = string("sub") {
             builder = builder.subject(sub);
         }
