@@ -44,8 +44,12 @@ fn bench(c: &mut Criterion) {
     let hot = key(42);
 
     let mut group = c.benchmark_group("token_cache");
-    group.bench_function("quick_cache/hit", |b| b.iter(|| black_box(quick.get(black_box(&hot)))));
-    group.bench_function("moka/hit", |b| b.iter(|| black_box(moka.get(black_box(&hot)))));
+    group.bench_function("quick_cache/hit", |b| {
+        b.iter(|| black_box(quick.get(black_box(&hot))))
+    });
+    group.bench_function("moka/hit", |b| {
+        b.iter(|| black_box(moka.get(black_box(&hot))))
+    });
     let mut i = ENTRIES;
     group.bench_function("quick_cache/insert", |b| {
         b.iter(|| {

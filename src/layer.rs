@@ -174,6 +174,12 @@ impl BearerAuthLayer {
     pub fn metadata_service(&self) -> MetadataService {
         MetadataService::from_responder(self.shared.metadata.clone())
     }
+
+    /// The configuration companion layers share (the MCP layer renders its 403s with this challenger).
+    #[cfg(feature = "mcp")]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
 }
 
 impl fmt::Debug for BearerAuthLayer {

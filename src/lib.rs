@@ -54,6 +54,8 @@ pub mod validate;
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 #[cfg(feature = "tonic")]
@@ -63,6 +65,8 @@ pub use challenge::{ErrorBody, JsonErrorBody, ProblemJsonBody, Rejection};
 pub use error::{BuildError, InvalidToken, Unavailable, ValidationError};
 pub use future::ResponseFuture;
 pub use layer::{BearerAuth, BearerAuthLayer, BearerAuthLayerBuilder};
+#[cfg(feature = "mcp")]
+pub use mcp::{McpResponseFuture, McpScope, McpScopeLayer, McpScopes};
 pub use metadata::{MetadataService, ProtectedResourceMetadata};
 pub use resource::WELL_KNOWN_PREFIX;
 pub use scope::{Requirement, RoutePolicy, ScopeHierarchy, ScopePolicy, ScopeSet};

@@ -657,14 +657,15 @@ async fn metadata_advertises_introspection_and_revocation() -> Result<(), Testki
         .start()
         .await?;
     for url in [issuer.oauth_metadata_uri(), issuer.openid_metadata_uri()] {
-        let meta: Value = client()
+        let body = client()
             .get(&url)
             .send()
             .await
             .expect("request")
-            .json()
+            .bytes()
             .await
-            .expect("JSON");
+            .expect("body");
+        let meta: Value = serde_json::from_slice(&body).expect("JSON");
         assert_eq!(
             meta["introspection_endpoint"],
             issuer.introspection_endpoint()

@@ -1,0 +1,380 @@
+//! The bearer-guard demo: an MCP server (rmcp, streamable HTTP, axum) guarded by `BearerAuthLayer`, with
+//! per-tool scopes read from the JSON-RPC body.
+//!
+//! ```text
+//! cargo run --example demo                                  # embedded development issuer, works offline
+//! cargo run --example demo -- --issuer https://idp.example.com/realms/demo --resource https://mcp.example.com/mcp
+//! cargo run --example demo -- --help
+//! ```
+//!
+//! Tools: `echo` needs `mcp:read`, `write_note` needs `mcp:write` (`mcp` implies both). By default the test
+//! kit's development issuer runs embedded (JWKS, RFC 8414 metadata, RFC 7662 introspection on 127.0.0.1);
+//! the demo finds its keys by discovery like it would with a real identity provider, mints tokens (JWT and
+//! opaque) and prints `curl` commands. With `--issuer` the same binary guards against a real IdP, and
+//! real MCP clients (TypeScript, Python, rmcp) run the whole OAuth flow against it (see tests/interop).
+
+mod notes;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use bearer_guard::mcp::McpScopes;
+use bearer_guard::scope::{Requirement, ScopeHierarchy};
+use bearer_guard::testkit::DevIssuer;
+use bearer_guard::{
+    BearerAuthLayer, ClientAuth, FirstMatch, IntrospectionValidator, JwtValidator, TokenValidator,
+};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+const HELP: &str = "\
+bearer-guard demo: an MCP server (rmcp, streamable HTTP) guarded by BearerAuthLayer.
+
+Tools: echo (scope mcp:read) and write_note (scope mcp:write); `mcp` implies both.
+Without --issuer, an embedded development issuer (JWKS, RFC 8414 metadata and RFC 7662 introspection on
+127.0.0.1) signs the tokens, and the demo prints some with ready-to-paste curl commands. Works offline.
+
+USAGE:
+    cargo run --example demo -- [OPTIONS]
+
+OPTIONS:
+    --listen ADDR              Address to listen on (default 127.0.0.1:3000; port 0 picks a free port)
+    --resource URL             The protected resource identifier: the URL clients call and the audience
+                               tokens must carry (default http://<listen address>/mcp). https, or http on
+                               loopback. Its path is where the MCP endpoint is served.
+    --issuer URL               Trust this issuer (exact issuer string, trailing slash and all); its keys are
+                               found by RFC 8414 / OpenID discovery. Without it, the embedded development
+                               issuer is used.
+    --jwks-uri URL             With --issuer: fetch the keys from this JWKS URL instead of discovering it.
+    --scope SCOPE              A scope every request needs (repeatable), advertised in scopes_supported and
+                               named in 401 challenges. Default: mcp:read.
+    --allow-jwt-typ            Accept `typ: JWT` access tokens (Keycloak and other IdPs without at+jwt).
+    --introspection-url URL    Also accept opaque tokens, checked with this RFC 7662 endpoint (JWTs of the
+                               issuer are still verified locally).
+    --client-id ID             Client id for the introspection endpoint (client_secret_basic).
+    --client-secret SECRET     Client secret for the introspection endpoint.
+    -h, --help                 Print this help.
+";
+
+#[derive(Debug)]
+struct Options {
+    listen: SocketAddr,
+    resource: Option<String>,
+    issuer: Option<String>,
+    jwks_uri: Option<String>,
+    scopes: Vec<String>,
+    allow_jwt_typ: bool,
+    introspection_url: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        listen: ([127, 0, 0, 1], 3000).into(),
+        resource: None,
+        issuer: None,
+        jwks_uri: None,
+        scopes: Vec::new(),
+        allow_jwt_typ: false,
+        introspection_url: None,
+        client_id: None,
+        client_secret: None,
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            "--listen" => {
+                let v = value("--listen")?;
+                options.listen = v
+                    .parse()
+                    .map_err(|_| format!("--listen: {v:?} is not an IP:PORT address"))?;
+            }
+            "--resource" => options.resource = Some(value("--resource")?),
+            "--issuer" => options.issuer = Some(value("--issuer")?),
+            "--jwks-uri" => options.jwks_uri = Some(value("--jwks-uri")?),
+            "--scope" => options.scopes.push(value("--scope")?),
+            "--allow-jwt-typ" => options.allow_jwt_typ = true,
+            "--introspection-url" => {
+                options.introspection_url = Some(value("--introspection-url")?)
+            }
+            "--client-id" => options.client_id = Some(value("--client-id")?),
+            "--client-secret" => options.client_secret = Some(value("--client-secret")?),
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        }
+    }
+    if options.jwks_uri.is_some() && options.issuer.is_none() {
+        return Err("--jwks-uri needs --issuer (the issuer the tokens' `iss` must equal)".into());
+    }
+    if options.client_id.is_some() != options.client_secret.is_some() {
+        return Err("--client-id and --client-secret go together".into());
+    }
+    if options.client_id.is_some() && options.introspection_url.is_none() {
+        return Err("--client-id/--client-secret are for --introspection-url".into());
+    }
+    Ok(options)
+}
+
+/// The path of the MCP endpoint: the path of the resource URL (`/mcp` by default).
+fn endpoint_path(resource: &str) -> String {
+    let after_scheme = resource.find("://").map_or(0, |i| i + 3);
+    match resource[after_scheme..].find('/') {
+        Some(i) => resource[after_scheme + i..].to_owned(),
+        None => "/".to_owned(),
+    }
+}
+
+/// The host of the resource URL (what rmcp's DNS-rebinding protection must allow).
+fn resource_host(resource: &str) -> String {
+    let after_scheme = resource.find("://").map_or(0, |i| i + 3);
+    let rest = &resource[after_scheme..];
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    authority.to_owned()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(options.listen).await?;
+    let addr = listener.local_addr()?;
+    let resource = options
+        .resource
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}/mcp"));
+
+    // The embedded development issuer, unless a real one is given.
+    let (issuer, dev_issuer) = match &options.issuer {
+        Some(issuer) => (issuer.clone(), None),
+        None => {
+            let dev = DevIssuer::start().await?;
+            (dev.issuer().to_owned(), Some(dev))
+        }
+    };
+
+    let mut jwt = JwtValidator::builder(&issuer).allow_jwt_typ(options.allow_jwt_typ);
+    if let Some(jwks_uri) = &options.jwks_uri {
+        jwt = jwt.jwks_uri(jwks_uri);
+    }
+    let jwt = jwt.build()?;
+    match tokio::time::timeout(Duration::from_secs(10), jwt.ready()).await {
+        Ok(Ok(())) => println!("signing keys loaded from {issuer}"),
+        _ => eprintln!(
+            "warning: the signing keys of {issuer} could not be loaded yet; requests get 503 until they are"
+        ),
+    }
+    let introspection = match (&options.introspection_url, &dev_issuer) {
+        (Some(url), _) => {
+            let mut builder = IntrospectionValidator::builder()
+                .endpoint(url)
+                .issuer(&issuer);
+            if let (Some(id), Some(secret)) = (&options.client_id, &options.client_secret) {
+                builder = builder.client_auth(ClientAuth::basic(id, secret));
+            }
+            Some(builder.build()?)
+        }
+        (None, Some(dev)) => Some(
+            IntrospectionValidator::builder()
+                .endpoint(dev.introspection_endpoint())
+                .issuer(&issuer)
+                .client_auth(ClientAuth::basic("rs-client", "rs-secret"))
+                .build()?,
+        ),
+        (None, None) => None,
+    };
+    let validator: Arc<dyn TokenValidator> = match introspection {
+        Some(introspection) => Arc::new(FirstMatch::new().then(jwt).then(introspection)),
+        None => Arc::new(jwt),
+    };
+
+    let baseline = if options.scopes.is_empty() {
+        vec!["mcp:read".to_owned()]
+    } else {
+        options.scopes.clone()
+    };
+    let mut scopes_supported = baseline.clone();
+    scopes_supported.extend(["mcp:read", "mcp:write"].map(String::from));
+    scopes_supported.dedup();
+    let guard = BearerAuthLayer::builder()
+        .resource(&resource)
+        .authorization_server(&issuer)
+        .scopes_supported(scopes_supported)
+        .shared_validator(validator)
+        .require(Requirement::all_of(&baseline))
+        .scope_hierarchy(ScopeHierarchy::new().implies("mcp", ["mcp:read", "mcp:write"]))
+        .build()?;
+    let per_tool = guard.mcp_layer(
+        McpScopes::new()
+            .tool("echo", Requirement::all_of(["mcp:read"]))
+            .tool("write_note", Requirement::all_of(["mcp:write"]))
+            .fallback(Requirement::all_of(&baseline)),
+    )?;
+
+    let notes = Arc::new(Mutex::new(Vec::new()));
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts([
+            resource_host(&resource),
+            addr.to_string(),
+            addr.ip().to_string(),
+        ])
+        .with_sse_keep_alive(Some(Duration::from_secs(15)))
+        // Stateless: every request stands alone (as MCP 2026-07-28 has it), so plain curl calls work too.
+        .with_legacy_session_mode(false)
+        .with_json_response(true);
+    let mcp = StreamableHttpService::new(
+        move || Ok(notes::Notes::new(notes.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let path = endpoint_path(&resource);
+    let app = Router::new()
+        .route_service(&path, mcp)
+        .layer(per_tool)
+        .layer(guard.clone());
+
+    println!("bearer-guard demo: MCP server listening on http://{addr}");
+    println!("  MCP endpoint (resource): {resource}");
+    println!("  protected resource metadata: {}", guard.metadata_url());
+    println!("  authorization server (issuer): {issuer}");
+    println!("  tools: echo (mcp:read), write_note (mcp:write)");
+    println!();
+    println!("Connect an MCP client (streamable HTTP) to {resource}.");
+    if dev_issuer.is_some() {
+        println!("  The embedded development issuer mints tokens but has no login page, so paste a token below");
+        println!("  as a bearer header in your client (e.g. MCP Inspector: `npx @modelcontextprotocol/inspector`,");
+        println!("  transport Streamable HTTP, header `Authorization: Bearer $WRITER`). For the full OAuth flow,");
+        println!("  run with --issuer <your authorization server> (tests/interop/as.mjs is one that works offline).");
+    } else {
+        println!(
+            "  OAuth-capable clients discover {issuer} from the 401 challenge and log in there."
+        );
+    }
+    println!();
+    println!("Try:");
+    let mcp_headers =
+        "-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'";
+    println!("  curl -i {resource}          # 401 + WWW-Authenticate challenge");
+    println!("  curl -i {}", guard.metadata_url());
+    if let Some(dev) = &dev_issuer {
+        let token = |subject: &str, scope: &str| {
+            dev.token()
+                .subject(subject)
+                .audience(&resource)
+                .scope(scope)
+                .expires_in(3600)
+                .sign()
+        };
+        let reader = token("reader", "mcp:read")?;
+        let writer = token("writer", "mcp:read mcp:write")?;
+        let opaque = dev
+            .opaque_token()
+            .subject("opaque-user")
+            .audience(&resource)
+            .scope("mcp:read")
+            .expires_in(3600)
+            .issue();
+        println!("  export READER={reader}");
+        println!("  export WRITER={writer}");
+        println!("  export OPAQUE={opaque}");
+        let call = |token: &str, tool: &str, args: &str| {
+            format!(
+                "  curl -s {mcp_headers} -H \"Authorization: Bearer ${token}\" -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"{tool}\",\"arguments\":{args}}}}}' {resource}"
+            )
+        };
+        println!(
+            "  curl -s {mcp_headers} -H \"Authorization: Bearer $READER\" -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{{}},\"clientInfo\":{{\"name\":\"curl\",\"version\":\"1\"}}}}}}' {resource}"
+        );
+        println!("{}   # 200", call("READER", "echo", "{\"text\":\"hi\"}"));
+        println!(
+            "{}   # 403 insufficient_scope, scope=\"mcp:write\"",
+            call("READER", "write_note", "{\"note\":\"hi\"}")
+        );
+        println!(
+            "{}   # 200",
+            call("WRITER", "write_note", "{\"note\":\"hi\"}")
+        );
+        println!(
+            "{}   # 200 (introspected)",
+            call("OPAQUE", "echo", "{\"text\":\"hi\"}")
+        );
+    } else {
+        println!("  curl -i -H \"Authorization: Bearer $TOKEN\" {mcp_headers} -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}' {resource}");
+    }
+    println!();
+    println!("Ctrl-C to stop.");
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Options, String> {
+        parse_args(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn flags() {
+        let o = args(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            "https://idp.example.com/",
+            "--jwks-uri",
+            "https://idp.example.com/keys",
+            "--resource",
+            "https://api.example.com/mcp",
+            "--scope",
+            "a",
+            "--scope",
+            "b",
+            "--allow-jwt-typ",
+            "--introspection-url",
+            "https://idp.example.com/introspect",
+            "--client-id",
+            "rs",
+            "--client-secret",
+            "s",
+        ])
+        .unwrap();
+        assert_eq!(o.listen.port(), 0);
+        assert_eq!(o.issuer.as_deref(), Some("https://idp.example.com/"));
+        assert_eq!(o.scopes, ["a", "b"]);
+        assert!(o.allow_jwt_typ);
+        assert!(args(&["--jwks-uri", "https://x/keys"]).is_err());
+        assert!(args(&["--listen", "nope"]).is_err());
+        assert!(args(&["--bogus"]).is_err());
+        assert!(args(&["--scope"]).is_err());
+        assert!(args(&["--client-id", "x"]).is_err());
+        assert!(args(&["--client-id", "x", "--client-secret", "y"]).is_err());
+    }
+
+    #[test]
+    fn endpoint_from_resource() {
+        assert_eq!(endpoint_path("http://127.0.0.1:3000/mcp"), "/mcp");
+        assert_eq!(endpoint_path("https://h.example.com/a/mcp"), "/a/mcp");
+        assert_eq!(endpoint_path("https://h.example.com"), "/");
+        assert_eq!(
+            resource_host("https://h.example.com:8443/mcp"),
+            "h.example.com:8443"
+        );
+    }
+}
