@@ -336,7 +336,13 @@ impl Inner {
         if let Some(sub) = string("sub") {
             builder = builder.subject(sub);
         }
-        if let Some(client) = string("client_id").or_else(|| string("azp")) {
+        // RFC 9068 `client_id`; else what vendors use: `azp` (Auth0 default profile, Entra v2), `cid` (Okta),
+        // `appid` (Entra v1).
+        if let Some(client) = string("client_id")
+            .or_else(|| string("azp"))
+            .or_else(|| string("cid"))
+            .or_else(|| string("appid"))
+        {
             builder = builder.client_id(client);
         }
         for aud in audiences {
