@@ -26,11 +26,18 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Milliseconds since the Unix epoch, now (cache deadlines: sub-second TTLs must work).
+pub(crate) fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 #[derive(Clone)]
 struct Entry<V> {
     value: V,
-    /// Unix seconds; the entry is unusable from this second on.
-    expires_at: u64,
+    /// Unix milliseconds; the entry is unusable from this instant on.
+    expires_at_ms: u64,
     /// The key store's removal epoch when the entry was stored.
     epoch: u64,
 }
@@ -60,9 +67,9 @@ impl<V: Clone> TokenCache<V> {
     }
 
     /// The value stored under `digest`, if it is still within its deadline and no key was removed since.
-    pub(crate) fn get(&self, digest: &[u8; 32], now: u64, epoch: u64) -> Option<V> {
+    pub(crate) fn get(&self, digest: &[u8; 32], now_ms: u64, epoch: u64) -> Option<V> {
         let entry = self.entries.get(digest)?;
-        if now < entry.expires_at && entry.epoch == epoch {
+        if now_ms < entry.expires_at_ms && entry.epoch == epoch {
             Some(entry.value)
         } else {
             self.entries.remove(digest);
@@ -71,27 +78,28 @@ impl<V: Clone> TokenCache<V> {
     }
 
     /// Stores a value that is good until `exp` (Unix seconds), and never longer than the cache's TTL.
-    pub(crate) fn insert(&self, digest: [u8; 32], value: V, exp: u64, now: u64, epoch: u64) {
-        self.insert_for(digest, value, exp, self.ttl, now, epoch);
+    pub(crate) fn insert(&self, digest: [u8; 32], value: V, exp: u64, now_ms: u64, epoch: u64) {
+        self.insert_for(digest, value, exp, self.ttl, now_ms, epoch);
     }
 
-    /// Stores a value good until min(`exp`, now + `ttl`).
+    /// Stores a value good until min(`exp` (Unix seconds), now + `ttl`).
     pub(crate) fn insert_for(
         &self,
         digest: [u8; 32],
         value: V,
         exp: u64,
         ttl: Duration,
-        now: u64,
+        now_ms: u64,
         epoch: u64,
     ) {
-        let expires_at = exp.min(now.saturating_add(ttl.as_secs()));
-        if expires_at > now {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let expires_at_ms = exp.saturating_mul(1_000).min(now_ms.saturating_add(ttl_ms));
+        if expires_at_ms > now_ms {
             self.entries.insert(
                 digest,
                 Entry {
                     value,
-                    expires_at,
+                    expires_at_ms,
                     epoch,
                 },
             );
@@ -117,38 +125,33 @@ mod tests {
     fn shorter_ttl_per_entry() {
         let cache: TokenCache<Result<AccessToken, ()>> =
             TokenCache::new(10, Duration::from_secs(60));
-        cache.insert_for([1; 32], Err(()), u64::MAX, Duration::from_secs(5), 1_000, 0);
-        assert!(cache.get(&[1; 32], 1_004, 0).is_some());
-        assert!(cache.get(&[1; 32], 1_005, 0).is_none());
-        cache.insert_for([2; 32], Err(()), u64::MAX, Duration::ZERO, 1_000, 0);
-        assert!(
-            cache.get(&[2; 32], 1_000, 0).is_none(),
-            "a zero TTL stores nothing"
-        );
+        let ttl = Duration::from_millis(800);
+        cache.insert_for([1; 32], Err(()), u64::MAX, ttl, 1_000_000, 0);
+        assert!(cache.get(&[1; 32], 1_000_799, 0).is_some());
+        assert!(cache.get(&[1; 32], 1_000_800, 0).is_none(), "sub-second TTLs work");
+        cache.insert_for([2; 32], Err(()), u64::MAX, Duration::ZERO, 1_000_000, 0);
+        assert!(cache.get(&[2; 32], 1_000_000, 0).is_none(), "a zero TTL stores nothing");
     }
 
     #[test]
     fn entries_expire_at_the_earlier_of_exp_and_ttl() {
         let cache: TokenCache = TokenCache::new(10, Duration::from_secs(60));
-        cache.insert([1; 32], token(), 1_000 + 30, 1_000, 0);
-        assert!(cache.get(&[1; 32], 1_029, 0).is_some());
-        assert!(cache.get(&[1; 32], 1_030, 0).is_none(), "never past exp");
-        cache.insert([2; 32], token(), 1_000 + 3_600, 1_000, 0);
-        assert!(cache.get(&[2; 32], 1_059, 0).is_some());
-        assert!(
-            cache.get(&[2; 32], 1_060, 0).is_none(),
-            "never past the TTL"
-        );
+        cache.insert([1; 32], token(), 1_000 + 30, 1_000_000, 0);
+        assert!(cache.get(&[1; 32], 1_029_999, 0).is_some());
+        assert!(cache.get(&[1; 32], 1_030_000, 0).is_none(), "never past exp");
+        cache.insert([2; 32], token(), 1_000 + 3_600, 1_000_000, 0);
+        assert!(cache.get(&[2; 32], 1_059_999, 0).is_some());
+        assert!(cache.get(&[2; 32], 1_060_000, 0).is_none(), "never past the TTL");
     }
 
     #[test]
     fn removal_epoch_invalidates() {
         let cache: TokenCache = TokenCache::new(10, Duration::from_secs(60));
-        cache.insert([1; 32], token(), 2_000, 1_000, 3);
-        assert!(cache.get(&[1; 32], 1_001, 3).is_some());
-        assert!(cache.get(&[1; 32], 1_001, 4).is_none());
+        cache.insert([1; 32], token(), 2_000, 1_000_000, 3);
+        assert!(cache.get(&[1; 32], 1_001_000, 3).is_some());
+        assert!(cache.get(&[1; 32], 1_001_000, 4).is_none());
         assert!(
-            cache.get(&[1; 32], 1_001, 3).is_none(),
+            cache.get(&[1; 32], 1_001_000, 3).is_none(),
             "the stale entry was dropped"
         );
     }
@@ -156,12 +159,12 @@ mod tests {
     #[test]
     fn expired_tokens_are_not_stored_and_capacity_is_bounded() {
         let cache: TokenCache = TokenCache::new(100, Duration::from_secs(60));
-        cache.insert([1; 32], token(), 999, 1_000, 0);
+        cache.insert([1; 32], token(), 999, 1_000_000, 0);
         assert_eq!(cache.len(), 0);
         for i in 0..10_000u32 {
             let mut key = [0u8; 32];
             key[..4].copy_from_slice(&i.to_le_bytes());
-            cache.insert(key, token(), 5_000, 1_000, 0);
+            cache.insert(key, token(), 5_000, 1_000_000, 0);
         }
         assert!(cache.len() <= 100, "{}", cache.len());
     }

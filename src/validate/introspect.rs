@@ -39,7 +39,7 @@ use base64::Engine as _;
 use http::HeaderValue;
 use serde_json::Value;
 
-use crate::cache::{unix_now, TokenCache, DEFAULT_TOKEN_CACHE_CAPACITY};
+use crate::cache::{unix_now, unix_now_ms, TokenCache, DEFAULT_TOKEN_CACHE_CAPACITY};
 use crate::error::{BuildError, InvalidToken, Unavailable, ValidationError};
 use crate::fetch::{FetchError, Fetcher, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
 use crate::json;
@@ -129,6 +129,37 @@ enum Endpoint {
 /// A cached introspection outcome: the token, or why it is refused.
 type Outcome = Result<AccessToken, InvalidToken>;
 
+/// Calls in flight, by token digest; every concurrent caller of one token waits on the same cell.
+type InflightMap = Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<ValidationResult>>>>;
+
+/// One caller's hold on an in-flight call. Dropping it (done, or cancelled) removes the map entry when the
+/// call finished or nobody else waits on it, so abandoned calls cannot pile up in the map.
+struct Waiter<'a> {
+    inflight: &'a InflightMap,
+    digest: [u8; 32],
+    /// Always `Some` until dropped; taken in `drop` so the reference is released under the map's lock.
+    cell: Option<Arc<tokio::sync::OnceCell<ValidationResult>>>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let Some(cell) = self.cell.take() else { return };
+        let mut inflight = self
+            .inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ours = inflight
+            .get(&self.digest)
+            .is_some_and(|current| Arc::ptr_eq(current, &cell));
+        // Every clone and drop of the cell happens under this lock, so the count is exact: the map's
+        // reference and ours means nobody else waits.
+        if ours && (cell.initialized() || Arc::strong_count(&cell) == 2) {
+            inflight.remove(&self.digest);
+        }
+        drop(cell);
+    }
+}
+
 struct Inner {
     endpoint: Endpoint,
     issuer: Option<String>,
@@ -140,7 +171,7 @@ struct Inner {
     fetcher: Fetcher,
     cache: Option<TokenCache<Outcome>>,
     negative_ttl: Duration,
-    inflight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<ValidationResult>>>>,
+    inflight: InflightMap,
     calls: AtomicU64,
 }
 
@@ -321,7 +352,7 @@ impl Inner {
         let response = self.call(token).await?;
         let outcome = self.judge(response);
         if let Some(cache) = &self.cache {
-            let now = unix_now();
+            let now = unix_now_ms();
             match &outcome {
                 Ok(access) => {
                     let exp = access
@@ -343,7 +374,7 @@ impl TokenValidator for IntrospectionValidator {
     fn validate(&self, token: &BearerToken) -> Validation {
         let digest = token.sha256();
         if let Some(cache) = &self.inner.cache {
-            if let Some(outcome) = cache.get(&digest, unix_now(), 0) {
+            if let Some(outcome) = cache.get(&digest, unix_now_ms(), 0) {
                 return Validation::ready(outcome.map_err(ValidationError::from));
             }
         }
@@ -358,20 +389,19 @@ impl TokenValidator for IntrospectionValidator {
                 .entry(digest)
                 .or_default()
                 .clone();
+            let waiter = Waiter {
+                inflight: &inner.inflight,
+                digest,
+                cell: Some(cell),
+            };
+            let Some(cell) = waiter.cell.as_ref() else {
+                return Err(ValidationError::Internal("introspection waiter without a call"));
+            };
             let result = cell
                 .get_or_init(|| inner.introspect(&token, digest))
                 .await
                 .clone();
-            let mut inflight = inner
-                .inflight
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if inflight
-                .get(&digest)
-                .is_some_and(|current| Arc::ptr_eq(current, &cell))
-            {
-                inflight.remove(&digest);
-            }
+            drop(waiter);
             result
         })
     }
@@ -657,6 +687,30 @@ mod tests {
             InvalidToken::WrongAudience,
             "a present aud must still name us"
         );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_lone_caller_leaves_no_inflight_entry() {
+        // An endpoint that accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let v = IntrospectionValidator::builder()
+            .endpoint(format!("http://{addr}/introspect"))
+            .audience("https://rs.example.com/mcp")
+            .build()
+            .unwrap();
+        for i in 0..10 {
+            let token = BearerToken::new(&format!("abandoned-token-{i}")).unwrap();
+            let cancelled = tokio::time::timeout(Duration::from_millis(50), v.validate(&token)).await;
+            assert!(cancelled.is_err(), "the caller gave up");
+        }
+        assert_eq!(v.inner.inflight.lock().unwrap().len(), 0);
     }
 
     #[test]

@@ -37,7 +37,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::cache::{unix_now, TokenCache, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_TTL};
+use crate::cache::{
+    unix_now, unix_now_ms, TokenCache, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_TTL,
+};
 use crate::error::{BuildError, InvalidToken, Unavailable, ValidationError};
 use crate::fetch::{Fetcher, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
 use crate::json::{self, parse_object};
@@ -350,7 +352,7 @@ impl Inner {
         }
         let token = builder.raw_claims(claims).build();
         if let (Some(cache), Some(digest)) = (&self.cache, digest) {
-            cache.insert(digest, token.clone(), exp, unix_now(), epoch);
+            cache.insert(digest, token.clone(), exp, unix_now_ms(), epoch);
         }
         token
     }
@@ -426,7 +428,7 @@ impl TokenValidator for JwtValidator {
         let epoch = inner.keys.removal_epoch();
         let digest = inner.cache.as_ref().map(|_| token.sha256());
         if let (Some(cache), Some(digest)) = (&inner.cache, &digest) {
-            if let Some(hit) = cache.get(digest, unix_now(), epoch) {
+            if let Some(hit) = cache.get(digest, unix_now_ms(), epoch) {
                 // A cached verification is only as good as the key set behind it: past the staleness
                 // bound, fall through to the path that refetches or fails closed.
                 if inner.keys.usable().is_some() {
