@@ -297,16 +297,25 @@ struct McpShared {
 }
 
 impl McpShared {
-    /// `403 insufficient_scope`, exactly as the guard renders it.
+    /// `403 insufficient_scope`, exactly as the guard renders it. The challenge names every scope the
+    /// operation needs (MCP 2026-07-28 §11.1.1): the guard's own requirement for this request (which the
+    /// token already meets) as well as the operation's, so a client that asks for exactly the challenged
+    /// scopes does not lose the baseline and bounce between two 403s.
     fn forbid(
         &self,
         requirement: &Requirement,
         token: &AccessToken,
         parts: &Parts,
     ) -> Response<FixedBody> {
+        let baseline = self.guard.policy.requirement(parts);
+        let operation = if baseline.is_none() {
+            requirement.clone()
+        } else {
+            Requirement::all_of(baseline.preferred().chain(requirement.preferred()))
+        };
         self.guard.challenger.respond(
             Rejection::InsufficientScope,
-            requirement,
+            &operation,
             Some(token.scopes()),
             RequestFacts::of(&parts.headers),
         )

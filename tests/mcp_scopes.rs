@@ -281,7 +281,7 @@ async fn missing_tool_scope_gets_the_guards_challenge() {
         .post(READER, &tools_call(json!(2), "write_note"))
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
-    assert_eq!(reply.challenge(), server.forbidden("mcp:write"));
+    assert_eq!(reply.challenge(), server.forbidden("mcp:read mcp:write"));
     assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
     assert_eq!(reply.json()["error"], "insufficient_scope");
     assert_eq!(server.calls(), 0);
@@ -317,7 +317,7 @@ async fn scope_hierarchy_of_the_guard_is_honoured() {
         .post(BROAD, &tools_call(json!(5), "admin_reset"))
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), server.forbidden("mcp:admin"));
+    assert_eq!(reply.challenge(), server.forbidden("mcp:admin mcp:read"));
     assert_eq!(server.calls(), 1);
 }
 
@@ -339,7 +339,7 @@ async fn unconfigured_tool_uses_the_fallback_or_the_method_entry() {
         .post(READER, &tools_call(json!(1), "not_listed"))
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), server.forbidden("mcp:write"));
+    assert_eq!(reply.challenge(), server.forbidden("mcp:read mcp:write"));
     let reply = server.post(READER, &tools_call(json!(1), "echo")).await;
     assert_eq!(reply.status, StatusCode::OK);
 }
@@ -353,7 +353,7 @@ async fn resources_read_maps_by_exact_uri() {
     };
     let reply = server.post(READER, &read("notes://secret")).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), server.forbidden("mcp:write"));
+    assert_eq!(reply.challenge(), server.forbidden("mcp:read mcp:write"));
     let reply = server.post(WRITER, &read("notes://secret")).await;
     assert_eq!(reply.status, StatusCode::OK);
     // Exact match only: another URI (even a prefix extension or different case) is the fallback.
@@ -381,7 +381,7 @@ async fn prompts_get_maps_by_name() {
     };
     let reply = server.post(READER, &get("draft_reply")).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), server.forbidden("mcp:write"));
+    assert_eq!(reply.challenge(), server.forbidden("mcp:read mcp:write"));
     let reply = server.post(BROAD, &get("draft_reply")).await;
     assert_eq!(reply.status, StatusCode::OK);
     let reply = server.post(READER, &get("greeting")).await;
@@ -410,7 +410,7 @@ async fn other_methods_notifications_and_responses() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), server.forbidden("mcp:admin"));
+    assert_eq!(reply.challenge(), server.forbidden("mcp:admin mcp:read"));
     // A notification and a response from the client: the fallback (`mcp:read`).
     let reply = server
         .post(
@@ -440,7 +440,7 @@ async fn batch_needs_every_member_allowed() {
     );
     let reply = server.post(READER, &batch).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), server.forbidden("mcp:write"));
+    assert_eq!(reply.challenge(), server.forbidden("mcp:read mcp:write"));
     assert_eq!(server.calls(), 0);
 
     let reply = server.post(WRITER, &batch).await;
@@ -461,7 +461,7 @@ async fn batch_challenge_names_every_missing_scope_once() {
     let server = serve(scopes(), false).await;
     let reply = server.post(READER, &batch).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), server.forbidden("mcp:admin mcp:write"));
+    assert_eq!(reply.challenge(), server.forbidden("mcp:admin mcp:read mcp:write"));
 
     let server = serve(scopes(), true).await;
     let reply = server.post(READER, &batch).await;
@@ -712,7 +712,7 @@ async fn matching_headers_pass() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), server.forbidden("mcp:write"));
+    assert_eq!(reply.challenge(), server.forbidden("mcp:read mcp:write"));
     assert_eq!(server.calls(), 3);
 }
 
@@ -818,7 +818,7 @@ async fn get_and_delete_with_a_token_use_the_fallback() {
     for method in [Method::GET, Method::DELETE] {
         let reply = server.without_body(method.clone(), Some(READER)).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{method}");
-        assert_eq!(reply.challenge(), server.forbidden("mcp:write"));
+        assert_eq!(reply.challenge(), server.forbidden("mcp:read mcp:write"));
         let reply = server.without_body(method.clone(), Some(WRITER)).await;
         assert_eq!(reply.status, StatusCode::OK, "{method}");
     }

@@ -1,0 +1,388 @@
+// Shared helpers for the interop scripts: bounded fetch, a tiny cookie jar, PKCE,
+// following an authorization request through oidc-provider's auto-approving
+// interaction with plain HTTP, token/introspection/revocation calls, JWT
+// decoding/verification with node:crypto, and spawning as.mjs.
+//
+// Nothing here prints token values. Callers must not either.
+
+import { spawn } from 'node:child_process';
+import { createHash, createPublicKey, randomBytes, verify as cryptoVerify } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export const HERE = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** fetch with an AbortSignal.timeout bound (unless the caller passes its own signal). */
+export function fetchT(url, init = {}, timeoutMs = DEFAULT_TIMEOUT_MS) {
+  return fetch(url, { signal: AbortSignal.timeout(timeoutMs), ...init });
+}
+
+/** Wraps any fetch function so every call is time-bounded. */
+export function boundedFetch(baseFetch = fetch, timeoutMs = DEFAULT_TIMEOUT_MS) {
+  return (url, init = {}) => {
+    const signals = [AbortSignal.timeout(timeoutMs)];
+    if (init.signal) signals.push(init.signal);
+    return baseFetch(url, { ...init, signal: AbortSignal.any(signals) });
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Cookie jar (just enough for oidc-provider: name, value, Path, Max-Age/Expires)
+// ---------------------------------------------------------------------------
+
+export class CookieJar {
+  #cookies = new Map(); // key `${host}|${path}|${name}` -> { host, path, name, value, expires }
+
+  /** Store every Set-Cookie of `response`, which answered a request to `url`. */
+  capture(url, response) {
+    const u = new URL(url);
+    const lines = typeof response.headers.getSetCookie === 'function'
+      ? response.headers.getSetCookie()
+      : [];
+    for (const line of lines) {
+      const [pair, ...attrs] = line.split(';');
+      const eq = pair.indexOf('=');
+      if (eq < 1) continue;
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      let cpath = '/';
+      let expires;
+      for (const attr of attrs) {
+        const [k, ...rest] = attr.split('=');
+        const key = k.trim().toLowerCase();
+        const v = rest.join('=').trim();
+        if (key === 'path' && v.startsWith('/')) cpath = v;
+        else if (key === 'max-age') expires = Date.now() + Number(v) * 1000;
+        else if (key === 'expires' && expires === undefined) {
+          const t = Date.parse(v);
+          if (!Number.isNaN(t)) expires = t;
+        }
+      }
+      const key = `${u.host}|${cpath}|${name}`;
+      if (expires !== undefined && expires <= Date.now()) this.#cookies.delete(key);
+      else this.#cookies.set(key, { host: u.host, path: cpath, name, value, expires });
+    }
+  }
+
+  /** The Cookie header value for a request to `url`, or undefined. */
+  header(url) {
+    const u = new URL(url);
+    const now = Date.now();
+    const out = [];
+    for (const [key, c] of this.#cookies) {
+      if (c.expires !== undefined && c.expires <= now) { this.#cookies.delete(key); continue; }
+      if (c.host !== u.host) continue;
+      const p = u.pathname;
+      const matches = p === c.path
+        || (p.startsWith(c.path) && (c.path.endsWith('/') || p[c.path.length] === '/'));
+      if (matches) out.push(`${c.name}=${c.value}`);
+    }
+    return out.length ? out.join('; ') : undefined;
+  }
+
+  get size() { return this.#cookies.size; }
+}
+
+// ---------------------------------------------------------------------------
+// PKCE
+// ---------------------------------------------------------------------------
+
+export function b64url(buf) {
+  return Buffer.from(buf).toString('base64url');
+}
+
+export function pkcePair() {
+  const verifier = b64url(randomBytes(32));
+  const challenge = b64url(createHash('sha256').update(verifier).digest());
+  return { verifier, challenge, method: 'S256' };
+}
+
+// ---------------------------------------------------------------------------
+// Authorization: follow redirects with a cookie jar until the redirect URI
+// ---------------------------------------------------------------------------
+
+/**
+ * GETs `authorizationUrl` and follows every redirect manually (carrying cookies
+ * in `jar`) until a Location starts with `redirectUri`. Returns
+ * `{ params: URLSearchParams of the final redirect, hops: [{status, path}] }`.
+ * `hops` holds only status + URL path (no query), so it is safe to print.
+ */
+export async function followAuthorization(authorizationUrl, redirectUri, {
+  jar = new CookieJar(), maxHops = 12, timeoutMs = DEFAULT_TIMEOUT_MS,
+} = {}) {
+  let url = String(authorizationUrl);
+  const hops = [];
+  for (let i = 0; i < maxHops; i += 1) {
+    const headers = {};
+    const cookie = jar.header(url);
+    if (cookie) headers.cookie = cookie;
+    const res = await fetchT(url, { redirect: 'manual', headers }, timeoutMs);
+    jar.capture(url, res);
+    hops.push({ status: res.status, path: new URL(url).pathname });
+    const location = res.headers.get('location');
+    if (![301, 302, 303, 307, 308].includes(res.status) || !location) {
+      const body = await res.text().catch(() => '');
+      const snippet = body.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
+      throw new Error(`authorization stopped at HTTP ${res.status} on ${new URL(url).pathname}: ${snippet}`);
+    }
+    await res.body?.cancel();
+    const next = new URL(location, url).href;
+    if (next.startsWith(String(redirectUri))) {
+      return { params: new URL(next).searchParams, hops, redirect: next };
+    }
+    url = next;
+  }
+  throw new Error(`authorization did not reach the redirect URI within ${maxHops} hops`);
+}
+
+/** Builds an authorization URL. `extra` values that are undefined are skipped. */
+export function authorizationUrl(endpoint, params) {
+  const u = new URL(endpoint);
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === null) continue;
+    if (Array.isArray(v)) v.forEach((x) => u.searchParams.append(k, x));
+    else u.searchParams.set(k, v);
+  }
+  return u;
+}
+
+// ---------------------------------------------------------------------------
+// AS endpoints
+// ---------------------------------------------------------------------------
+
+export async function getJson(url, init = {}) {
+  const res = await fetchT(url, { headers: { accept: 'application/json' }, ...init });
+  const text = await res.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+export async function discover(issuer) {
+  const r = await getJson(`${issuer}/.well-known/oauth-authorization-server`);
+  if (r.status !== 200) throw new Error(`AS metadata: HTTP ${r.status}`);
+  return r.json;
+}
+
+export async function registerClient(registrationEndpoint, metadata) {
+  return getJson(registrationEndpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(metadata),
+  });
+}
+
+function basic(id, secret) {
+  return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+}
+
+/** POST a form to the token endpoint. `auth` = {clientId} (public) or {clientId, clientSecret} (basic). */
+export async function tokenRequest(tokenEndpoint, form, auth) {
+  const body = new URLSearchParams();
+  for (const [k, v] of Object.entries(form)) {
+    if (v === undefined) continue;
+    if (Array.isArray(v)) v.forEach((x) => body.append(k, x)); else body.set(k, v);
+  }
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+  if (auth?.clientSecret) headers.authorization = basic(auth.clientId, auth.clientSecret);
+  else if (auth?.clientId) body.set('client_id', auth.clientId);
+  return getJson(tokenEndpoint, { method: 'POST', headers, body });
+}
+
+export const introspect = (endpoint, token, auth, hint) => tokenRequest(
+  endpoint, { token, token_type_hint: hint }, auth,
+);
+export const revoke = (endpoint, token, auth, hint) => tokenRequest(
+  endpoint, { token, token_type_hint: hint }, auth,
+);
+
+/**
+ * Full authorization code + PKCE flow for an already registered public client.
+ * Returns { tokenResponse, authParams, hops, sentAuthorization }.
+ */
+export async function codeFlow({
+  meta, clientId, redirectUri, scope, resource, jar, prompt, tokenResource = resource,
+}) {
+  const pkce = pkcePair();
+  const state = b64url(randomBytes(12));
+  const url = authorizationUrl(meta.authorization_endpoint, {
+    response_type: 'code',
+    client_id: clientId,
+    redirect_uri: redirectUri,
+    scope,
+    resource,
+    state,
+    prompt,
+    code_challenge: pkce.challenge,
+    code_challenge_method: 'S256',
+  });
+  const { params, hops } = await followAuthorization(url, redirectUri, { jar });
+  if (params.get('error')) {
+    throw new Error(`authorization error: ${params.get('error')} ${params.get('error_description') ?? ''}`);
+  }
+  if (params.get('state') !== state) throw new Error('state mismatch');
+  const code = params.get('code');
+  if (!code) throw new Error('no code in redirect');
+  const tokenResponse = await tokenRequest(meta.token_endpoint, {
+    grant_type: 'authorization_code',
+    code,
+    redirect_uri: redirectUri,
+    code_verifier: pkce.verifier,
+    resource: tokenResource,
+  }, { clientId });
+  return { tokenResponse, authParams: params, hops };
+}
+
+// ---------------------------------------------------------------------------
+// JWT
+// ---------------------------------------------------------------------------
+
+export function isJwt(token) {
+  return typeof token === 'string' && /^[\w-]+\.[\w-]+\.[\w-]*$/.test(token);
+}
+
+export function decodeJwt(token) {
+  const [h, p] = token.split('.');
+  return {
+    header: JSON.parse(Buffer.from(h, 'base64url').toString('utf8')),
+    payload: JSON.parse(Buffer.from(p, 'base64url').toString('utf8')),
+  };
+}
+
+const ALGS = {
+  RS256: { hash: 'sha256' },
+  PS256: { hash: 'sha256', padding: 'pss' },
+  ES256: { hash: 'sha256', dsaEncoding: 'ieee-p1363' },
+  ES384: { hash: 'sha384', dsaEncoding: 'ieee-p1363' },
+};
+
+/**
+ * Verifies a JWS compact token against a JWKS with node:crypto. Only the algs
+ * in ALGS are accepted (never `none`/HS*). Returns { header, payload } or throws.
+ */
+export function verifyJwt(token, jwks, { allowedAlgs = ['RS256', 'ES256'] } = {}) {
+  const parts = token.split('.');
+  if (parts.length !== 3) throw new Error('not a JWS compact serialization');
+  const { header, payload } = decodeJwt(token);
+  if (!allowedAlgs.includes(header.alg) || !ALGS[header.alg]) throw new Error(`alg ${header.alg} not allowed`);
+  const candidates = jwks.keys.filter((k) => (header.kid === undefined || k.kid === header.kid)
+    && (k.alg === undefined || k.alg === header.alg) && (k.use === undefined || k.use === 'sig'));
+  if (!candidates.length) throw new Error(`no key for kid ${header.kid}`);
+  const spec = ALGS[header.alg];
+  const data = Buffer.from(`${parts[0]}.${parts[1]}`);
+  const sig = Buffer.from(parts[2], 'base64url');
+  for (const jwk of candidates) {
+    const key = createPublicKey({ key: jwk, format: 'jwk' });
+    const opts = { key };
+    if (spec.dsaEncoding) opts.dsaEncoding = spec.dsaEncoding;
+    if (spec.padding === 'pss') { opts.padding = 6; opts.saltLength = 32; }
+    if (cryptoVerify(spec.hash, data, opts, sig)) return { header, payload, key: jwk };
+  }
+  throw new Error('signature verification failed');
+}
+
+// ---------------------------------------------------------------------------
+// Child processes
+// ---------------------------------------------------------------------------
+
+/**
+ * Spawns `node script args...` and resolves with { child, ready } once it prints
+ * one JSON line on stdout. stderr is passed through with a prefix unless quiet.
+ */
+export function spawnReady(script, args = [], { timeoutMs = 15_000, prefix, quiet = false, env } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
+    const tag = prefix ?? path.basename(script);
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      reject(new Error(`${tag}: no ready line within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const rl = createInterface({ input: child.stdout });
+    let done = false;
+    rl.on('line', (line) => {
+      if (done) { if (!quiet) process.stderr.write(`[${tag}] ${line}\n`); return; }
+      try {
+        const ready = JSON.parse(line);
+        done = true;
+        clearTimeout(timer);
+        resolve({ child, ready });
+      } catch {
+        if (!quiet) process.stderr.write(`[${tag}] ${line}\n`);
+      }
+    });
+    const rlErr = createInterface({ input: child.stderr });
+    rlErr.on('line', (line) => { if (!quiet) process.stderr.write(`[${tag}] ${line}\n`); });
+    child.on('exit', (code, signal) => {
+      if (!done) {
+        clearTimeout(timer);
+        reject(new Error(`${tag} exited early (code ${code}, signal ${signal})`));
+      }
+    });
+  });
+}
+
+/** Sends SIGTERM and waits (bounded) for exit; SIGKILL as a last resort. */
+export async function stopChild(child, timeoutMs = 5_000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(t);
+}
+
+// ---------------------------------------------------------------------------
+// Reporting
+// ---------------------------------------------------------------------------
+
+export class Checks {
+  passed = 0;
+
+  failed = 0;
+
+  ok(name, cond, detail = '') {
+    if (cond) this.passed += 1; else this.failed += 1;
+    console.log(`${cond ? 'PASS' : 'FAIL'} ${name}${detail ? ` - ${detail}` : ''}`);
+    return !!cond;
+  }
+
+  info(name, detail = '') {
+    console.log(`INFO ${name}${detail ? ` - ${detail}` : ''}`);
+  }
+
+  /** Runs fn; a thrown error counts as a failure of `name`. Returns fn's value or undefined. */
+  async step(name, fn) {
+    try {
+      return await fn();
+    } catch (err) {
+      this.ok(name, false, `threw: ${err?.message ?? err}`);
+      return undefined;
+    }
+  }
+
+  summary() {
+    console.log(`${this.passed} passed, ${this.failed} failed`);
+    return this.failed === 0 ? 0 : 1;
+  }
+}
+
+export function parseArgs(argv, spec) {
+  // spec: { name: 'string' | 'number' | 'boolean' }
+  const out = {};
+  for (let i = 0; i < argv.length; i += 1) {
+    const a = argv[i];
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    let [k, v] = a.slice(2).split(/=(.*)/s, 2);
+    if (!(k in spec)) throw new Error(`unknown option --${k}`);
+    if (spec[k] === 'boolean') { out[k] = v === undefined ? true : v !== 'false'; continue; }
+    if (v === undefined) { v = argv[i + 1]; i += 1; }
+    if (v === undefined) throw new Error(`--${k} needs a value`);
+    out[k] = spec[k] === 'number' ? Number(v) : v;
+  }
+  return out;
+}

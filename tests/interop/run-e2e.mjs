@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// Convenience runner: starts as.mjs, starts the MCP server under test with the
+// AS details, waits until its protected resource metadata answers, runs
+// mcp-client-ts.mjs against it, then stops everything it started.
+//
+//   node run-e2e.mjs --server http://127.0.0.1:3000/mcp [--wait 180] [--as-port 0] [--verbose] -- CMD ARGS...
+//
+// CMD ARGS may contain the placeholders {issuer}, {introspection_client_id},
+// {introspection_client_secret}; the same values are also in the environment
+// as AS_ISSUER, AS_INTROSPECTION_CLIENT_ID, AS_INTROSPECTION_CLIENT_SECRET.
+// Example (the exact demo-server flags are up to that server):
+//   node run-e2e.mjs --server http://127.0.0.1:3000/mcp -- \
+//     cargo run --example demo -- --listen 127.0.0.1:3000 --issuer {issuer}
+//
+// The server process is started in its own process group and that group is
+// sent SIGTERM at the end (cargo run spawns the real binary as a child).
+
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { HERE, fetchT, parseArgs, spawnReady, stopChild } from './lib/flow.mjs';
+
+const argv = process.argv.slice(2);
+const dd = argv.indexOf('--');
+if (dd < 0 || dd === argv.length - 1) {
+  console.error('usage: node run-e2e.mjs --server URL [--wait S] [--as-port N] [--verbose] -- CMD ARGS...');
+  process.exit(2);
+}
+const args = parseArgs(argv.slice(0, dd), {
+  server: 'string', wait: 'number', 'as-port': 'number', verbose: 'boolean', timeout: 'number',
+});
+if (!args.server) { console.error('--server is required'); process.exit(2); }
+const cmd = argv.slice(dd + 1);
+
+const serverUrl = new URL(args.server);
+const prmUrl = new URL(`/.well-known/oauth-protected-resource${serverUrl.pathname === '/' ? '' : serverUrl.pathname}`, serverUrl);
+
+let as;
+let srv;
+let code = 1;
+try {
+  as = await spawnReady(path.join(HERE, 'as.mjs'), ['--port', String(args['as-port'] ?? 0)], { quiet: !args.verbose, prefix: 'as' });
+  const r = as.ready;
+  const subst = (s) => s.replaceAll('{issuer}', r.issuer)
+    .replaceAll('{introspection_client_id}', r.introspection_client_id)
+    .replaceAll('{introspection_client_secret}', r.introspection_client_secret);
+  console.log(`INFO AS ready - ${r.issuer}`);
+  srv = spawn(cmd[0], cmd.slice(1).map(subst), {
+    stdio: ['ignore', args.verbose ? 'inherit' : 'ignore', args.verbose ? 'inherit' : 'ignore'],
+    detached: true,
+    env: {
+      ...process.env,
+      AS_ISSUER: r.issuer,
+      AS_INTROSPECTION_CLIENT_ID: r.introspection_client_id,
+      AS_INTROSPECTION_CLIENT_SECRET: r.introspection_client_secret,
+    },
+  });
+  const deadline = Date.now() + (args.wait ?? 180) * 1000;
+  let up = false;
+  while (Date.now() < deadline && srv.exitCode === null) {
+    try {
+      const res = await fetchT(prmUrl, {}, 2000);
+      await res.body?.cancel();
+      if (res.status === 200) { up = true; break; }
+    } catch { /* not up yet */ }
+    await sleep(500);
+  }
+  if (!up) throw new Error(`server under test did not serve ${prmUrl} (exit code ${srv.exitCode})`);
+  console.log(`INFO server under test ready - ${prmUrl}`);
+  const client = spawn(process.execPath, [
+    path.join(HERE, 'mcp-client-ts.mjs'), '--server', args.server,
+    ...(args.timeout ? ['--timeout', String(args.timeout)] : []), ...(args.verbose ? ['--verbose'] : []),
+  ], { stdio: 'inherit' });
+  code = await new Promise((resolve) => client.on('exit', (c) => resolve(c ?? 1)));
+} catch (err) {
+  console.error(err?.message ?? String(err));
+  console.log('0 passed, 1 failed');
+} finally {
+  if (srv && srv.exitCode === null && srv.signalCode === null) {
+    const exited = new Promise((res) => srv.once('exit', res));
+    try { process.kill(-srv.pid, 'SIGTERM'); } catch { /* gone */ }
+    const t = setTimeout(() => { try { process.kill(-srv.pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
+    await exited;
+    clearTimeout(t);
+  }
+  await stopChild(as?.child);
+}
+process.exit(code);
