@@ -23,6 +23,7 @@ use axum::Router;
 use bearer_guard::mcp::McpScopes;
 use bearer_guard::scope::{Requirement, ScopeHierarchy};
 use bearer_guard::testkit::DevIssuer;
+use bearer_guard::validate::IntrospectionValidatorBuilder;
 use bearer_guard::{
     BearerAuthLayer, ClientAuth, FirstMatch, IntrospectionValidator, JwtValidator, TokenValidator,
 };
@@ -55,6 +56,9 @@ OPTIONS:
                                issuer are still verified locally).
     --client-id ID             Client id for the introspection endpoint (client_secret_basic).
     --client-secret SECRET     Client secret for the introspection endpoint.
+    --leeway SECS              Clock leeway for exp/nbf/iat (default 60).
+    --introspection-cache-ttl SECS
+                               How long an active introspection answer is reused (default 60; 0 = never).
     -h, --help                 Print this help.
 ";
 
@@ -69,6 +73,8 @@ struct Options {
     introspection_url: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    leeway: Option<Duration>,
+    introspection_cache_ttl: Option<Duration>,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
@@ -82,6 +88,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
         introspection_url: None,
         client_id: None,
         client_secret: None,
+        leeway: None,
+        introspection_cache_ttl: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -107,6 +115,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
             }
             "--client-id" => options.client_id = Some(value("--client-id")?),
             "--client-secret" => options.client_secret = Some(value("--client-secret")?),
+            "--leeway" => options.leeway = Some(seconds("--leeway", value("--leeway")?)?),
+            "--introspection-cache-ttl" => {
+                let v = value("--introspection-cache-ttl")?;
+                options.introspection_cache_ttl = Some(seconds("--introspection-cache-ttl", v)?);
+            }
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -120,6 +133,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
         return Err("--client-id/--client-secret are for --introspection-url".into());
     }
     Ok(options)
+}
+
+fn seconds(flag: &str, value: String) -> Result<Duration, String> {
+    value
+        .parse()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("{flag}: {value:?} is not a number of seconds"))
 }
 
 /// The path of the MCP endpoint: the path of the resource URL (`/mcp` by default).
@@ -164,7 +184,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    let mut jwt = JwtValidator::builder(&issuer).allow_jwt_typ(options.allow_jwt_typ);
+    let leeway = options
+        .leeway
+        .unwrap_or(bearer_guard::validate::DEFAULT_LEEWAY);
+    let mut jwt = JwtValidator::builder(&issuer)
+        .allow_jwt_typ(options.allow_jwt_typ)
+        .leeway(leeway);
     if let Some(jwks_uri) = &options.jwks_uri {
         jwt = jwt.jwks_uri(jwks_uri);
     }
@@ -175,22 +200,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "warning: the signing keys of {issuer} could not be loaded yet; requests get 503 until they are"
         ),
     }
+    let cache_ttl = options.introspection_cache_ttl;
+    let with_cache = move |builder: IntrospectionValidatorBuilder| match cache_ttl {
+        Some(ttl) if ttl.is_zero() => builder.no_cache(),
+        Some(ttl) => builder.cache(10_000, ttl),
+        None => builder,
+    };
     let introspection = match (&options.introspection_url, &dev_issuer) {
         (Some(url), _) => {
-            let mut builder = IntrospectionValidator::builder()
-                .endpoint(url)
-                .issuer(&issuer);
+            let mut builder = with_cache(
+                IntrospectionValidator::builder()
+                    .endpoint(url)
+                    .issuer(&issuer)
+                    .leeway(leeway),
+            );
             if let (Some(id), Some(secret)) = (&options.client_id, &options.client_secret) {
                 builder = builder.client_auth(ClientAuth::basic(id, secret));
             }
             Some(builder.build()?)
         }
         (None, Some(dev)) => Some(
-            IntrospectionValidator::builder()
-                .endpoint(dev.introspection_endpoint())
-                .issuer(&issuer)
-                .client_auth(ClientAuth::basic("rs-client", "rs-secret"))
-                .build()?,
+            with_cache(
+                IntrospectionValidator::builder()
+                    .endpoint(dev.introspection_endpoint())
+                    .issuer(&issuer)
+                    .leeway(leeway),
+            )
+            .client_auth(ClientAuth::basic("rs-client", "rs-secret"))
+            .build()?,
         ),
         (None, None) => None,
     };
@@ -365,6 +402,10 @@ mod tests {
         assert!(args(&["--scope"]).is_err());
         assert!(args(&["--client-id", "x"]).is_err());
         assert!(args(&["--client-id", "x", "--client-secret", "y"]).is_err());
+        let o = args(&["--leeway", "0", "--introspection-cache-ttl", "2"]).unwrap();
+        assert_eq!(o.leeway, Some(Duration::ZERO));
+        assert_eq!(o.introspection_cache_ttl, Some(Duration::from_secs(2)));
+        assert!(args(&["--leeway", "x"]).is_err());
     }
 
     #[test]
