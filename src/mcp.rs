@@ -76,8 +76,10 @@
 //! requirement is checked before all this, so it is a floor for every request.
 //!
 //! In a batch, every member must be allowed. When some are not, the one `403` challenge names the union
-//! of the preferred scopes of every member that needs more: all the scopes the operation needs, in a
-//! single challenge (MCP 2026-07-28 §11.1.1), plus the granted ones when the guard was built with
+//! of the preferred scopes of every member that needs more, together with the guard's own requirement for
+//! the request (which the token already meets): all the scopes the operation needs, in a single challenge
+//! (MCP 2026-07-28 §11.1.1) — a client that asks for exactly the challenged scopes keeps the baseline —
+//! plus the granted ones when the guard was built with
 //! [`challenge_includes_granted_scopes`](crate::BearerAuthLayerBuilder::challenge_includes_granted_scopes).
 //!
 //! # Request metadata headers
