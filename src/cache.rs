@@ -128,9 +128,15 @@ mod tests {
         let ttl = Duration::from_millis(800);
         cache.insert_for([1; 32], Err(()), u64::MAX, ttl, 1_000_000, 0);
         assert!(cache.get(&[1; 32], 1_000_799, 0).is_some());
-        assert!(cache.get(&[1; 32], 1_000_800, 0).is_none(), "sub-second TTLs work");
+        assert!(
+            cache.get(&[1; 32], 1_000_800, 0).is_none(),
+            "sub-second TTLs work"
+        );
         cache.insert_for([2; 32], Err(()), u64::MAX, Duration::ZERO, 1_000_000, 0);
-        assert!(cache.get(&[2; 32], 1_000_000, 0).is_none(), "a zero TTL stores nothing");
+        assert!(
+            cache.get(&[2; 32], 1_000_000, 0).is_none(),
+            "a zero TTL stores nothing"
+        );
     }
 
     #[test]
@@ -138,10 +144,16 @@ mod tests {
         let cache: TokenCache = TokenCache::new(10, Duration::from_secs(60));
         cache.insert([1; 32], token(), 1_000 + 30, 1_000_000, 0);
         assert!(cache.get(&[1; 32], 1_029_999, 0).is_some());
-        assert!(cache.get(&[1; 32], 1_030_000, 0).is_none(), "never past exp");
+        assert!(
+            cache.get(&[1; 32], 1_030_000, 0).is_none(),
+            "never past exp"
+        );
         cache.insert([2; 32], token(), 1_000 + 3_600, 1_000_000, 0);
         assert!(cache.get(&[2; 32], 1_059_999, 0).is_some());
-        assert!(cache.get(&[2; 32], 1_060_000, 0).is_none(), "never past the TTL");
+        assert!(
+            cache.get(&[2; 32], 1_060_000, 0).is_none(),
+            "never past the TTL"
+        );
     }
 
     #[test]

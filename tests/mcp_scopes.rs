@@ -461,7 +461,10 @@ async fn batch_challenge_names_every_missing_scope_once() {
     let server = serve(scopes(), false).await;
     let reply = server.post(READER, &batch).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), server.forbidden("mcp:admin mcp:read mcp:write"));
+    assert_eq!(
+        reply.challenge(),
+        server.forbidden("mcp:admin mcp:read mcp:write")
+    );
 
     let server = serve(scopes(), true).await;
     let reply = server.post(READER, &batch).await;

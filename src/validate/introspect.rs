@@ -395,7 +395,9 @@ impl TokenValidator for IntrospectionValidator {
                 cell: Some(cell),
             };
             let Some(cell) = waiter.cell.as_ref() else {
-                return Err(ValidationError::Internal("introspection waiter without a call"));
+                return Err(ValidationError::Internal(
+                    "introspection waiter without a call",
+                ));
             };
             let result = cell
                 .get_or_init(|| inner.introspect(&token, digest))
@@ -707,7 +709,8 @@ mod tests {
             .unwrap();
         for i in 0..10 {
             let token = BearerToken::new(&format!("abandoned-token-{i}")).unwrap();
-            let cancelled = tokio::time::timeout(Duration::from_millis(50), v.validate(&token)).await;
+            let cancelled =
+                tokio::time::timeout(Duration::from_millis(50), v.validate(&token)).await;
             assert!(cancelled.is_err(), "the caller gave up");
         }
         assert_eq!(v.inner.inflight.lock().unwrap().len(), 0);

@@ -1,9 +1,15 @@
 #!/usr/bin/env node
 // Convenience runner: starts as.mjs, starts the MCP server under test with the
 // AS details, waits until its protected resource metadata answers, runs
-// mcp-client-ts.mjs against it, then stops everything it started.
+// an MCP client against it, then stops everything it started.
 //
-//   node run-e2e.mjs --server http://127.0.0.1:3000/mcp [--wait 180] [--as-port 0] [--verbose] -- CMD ARGS...
+//   node run-e2e.mjs --server http://127.0.0.1:3000/mcp [--client ts|py|rmcp] [--wait 180] [--as-port 0]
+//                    [--timeout S] [--verbose] -- CMD ARGS...
+//
+// --client picks the client under test (default ts):
+//   ts   node mcp-client-ts.mjs                    (official TypeScript SDK)
+//   py   .venv/bin/python mcp-client-py.py         (official Python SDK, see requirements.txt)
+//   rmcp ../../target/debug/examples/rmcp_client   (rmcp with its `auth` feature; build it first)
 //
 // CMD ARGS may contain the placeholders {issuer}, {introspection_client_id},
 // {introspection_client_secret}; the same values are also in the environment
@@ -19,18 +25,28 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { HERE, fetchT, parseArgs, spawnReady, stopChild } from './lib/flow.mjs';
+import {
+  HERE, cleanupOnSignals, fetchT, parseArgs, spawnGroup, spawnReady, stopChild, stopGroup,
+} from './lib/flow.mjs';
 
 const argv = process.argv.slice(2);
 const dd = argv.indexOf('--');
 if (dd < 0 || dd === argv.length - 1) {
-  console.error('usage: node run-e2e.mjs --server URL [--wait S] [--as-port N] [--verbose] -- CMD ARGS...');
+  console.error('usage: node run-e2e.mjs --server URL [--client ts|py|rmcp] [--wait S] [--as-port N] [--timeout S] [--verbose] -- CMD ARGS...');
   process.exit(2);
 }
 const args = parseArgs(argv.slice(0, dd), {
-  server: 'string', wait: 'number', 'as-port': 'number', verbose: 'boolean', timeout: 'number',
+  server: 'string', wait: 'number', 'as-port': 'number', verbose: 'boolean', timeout: 'number', client: 'string',
 });
 if (!args.server) { console.error('--server is required'); process.exit(2); }
+const CLIENTS = {
+  ts: [process.execPath, path.join(HERE, 'mcp-client-ts.mjs')],
+  py: [path.join(HERE, '.venv', 'bin', 'python'), path.join(HERE, 'mcp-client-py.py')],
+  // env RMCP_CLIENT overrides the path (run.sh passes the binary it built).
+  rmcp: [process.env.RMCP_CLIENT || path.join(HERE, '..', '..', 'target', 'debug', 'examples', 'rmcp_client')],
+};
+const clientCmd = CLIENTS[args.client ?? 'ts'];
+if (!clientCmd) { console.error(`--client must be one of ${Object.keys(CLIENTS).join(', ')}`); process.exit(2); }
 const cmd = argv.slice(dd + 1);
 
 const serverUrl = new URL(args.server);
@@ -39,6 +55,11 @@ const prmUrl = new URL(`/.well-known/oauth-protected-resource${serverUrl.pathnam
 let as;
 let srv;
 let code = 1;
+async function cleanup() {
+  await stopGroup(srv);
+  await stopChild(as?.child);
+}
+cleanupOnSignals(cleanup);
 try {
   as = await spawnReady(path.join(HERE, 'as.mjs'), ['--port', String(args['as-port'] ?? 0)], { quiet: !args.verbose, prefix: 'as' });
   const r = as.ready;
@@ -46,9 +67,8 @@ try {
     .replaceAll('{introspection_client_id}', r.introspection_client_id)
     .replaceAll('{introspection_client_secret}', r.introspection_client_secret);
   console.log(`INFO AS ready - ${r.issuer}`);
-  srv = spawn(cmd[0], cmd.slice(1).map(subst), {
+  srv = spawnGroup(cmd[0], cmd.slice(1).map(subst), {
     stdio: ['ignore', args.verbose ? 'inherit' : 'ignore', args.verbose ? 'inherit' : 'ignore'],
-    detached: true,
     env: {
       ...process.env,
       AS_ISSUER: r.issuer,
@@ -68,8 +88,8 @@ try {
   }
   if (!up) throw new Error(`server under test did not serve ${prmUrl} (exit code ${srv.exitCode})`);
   console.log(`INFO server under test ready - ${prmUrl}`);
-  const client = spawn(process.execPath, [
-    path.join(HERE, 'mcp-client-ts.mjs'), '--server', args.server,
+  const client = spawn(clientCmd[0], [
+    ...clientCmd.slice(1), '--server', args.server,
     ...(args.timeout ? ['--timeout', String(args.timeout)] : []), ...(args.verbose ? ['--verbose'] : []),
   ], { stdio: 'inherit' });
   code = await new Promise((resolve) => client.on('exit', (c) => resolve(c ?? 1)));
@@ -77,13 +97,6 @@ try {
   console.error(err?.message ?? String(err));
   console.log('0 passed, 1 failed');
 } finally {
-  if (srv && srv.exitCode === null && srv.signalCode === null) {
-    const exited = new Promise((res) => srv.once('exit', res));
-    try { process.kill(-srv.pid, 'SIGTERM'); } catch { /* gone */ }
-    const t = setTimeout(() => { try { process.kill(-srv.pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
-    await exited;
-    clearTimeout(t);
-  }
-  await stopChild(as?.child);
+  await cleanup();
 }
 process.exit(code);

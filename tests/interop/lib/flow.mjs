@@ -6,6 +6,7 @@
 // Nothing here prints token values. Callers must not either.
 
 import { spawn } from 'node:child_process';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash, createPublicKey, randomBytes, verify as cryptoVerify } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -324,6 +325,56 @@ export function spawnReady(script, args = [], { timeoutMs = 15_000, prefix, quie
       }
     });
   });
+}
+
+/**
+ * Spawns `cmd args` in its own process group (so a server started through a
+ * wrapper such as `cargo run` can be stopped with its children). When env
+ * INTEROP_PIDFILE is set (run.sh sets it), the group id is appended to that
+ * file, so run.sh can still end the group if this script is killed outright.
+ */
+export function spawnGroup(cmd, args, options = {}) {
+  const child = spawn(cmd, args, { ...options, detached: true });
+  if (process.env.INTEROP_PIDFILE && child.pid) {
+    try { appendFileSync(process.env.INTEROP_PIDFILE, `${child.pid}\n`); } catch { /* best effort */ }
+  }
+  return child;
+}
+
+/** Removes `pid` from INTEROP_PIDFILE once its group is gone (so a reused pid is never signalled). */
+function forgetGroup(pid) {
+  const file = process.env.INTEROP_PIDFILE;
+  if (!file || !pid) return;
+  try {
+    const kept = readFileSync(file, 'utf8').split('\n').filter((l) => l && l !== String(pid));
+    writeFileSync(file, kept.map((l) => `${l}\n`).join(''));
+  } catch { /* best effort */ }
+}
+
+/** SIGTERM to the process group of `child` (from spawnGroup), bounded wait, SIGKILL as a last resort. */
+export async function stopGroup(child, timeoutMs = 5_000) {
+  if (!child) return;
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((r) => child.once('exit', r));
+    try { process.kill(-child.pid, 'SIGTERM'); } catch { /* gone */ }
+    const t = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, timeoutMs);
+    await exited;
+    clearTimeout(t);
+  }
+  forgetGroup(child.pid);
+}
+
+/** On SIGTERM/SIGINT/SIGHUP (e.g. from `timeout`): run `cleanup` once, then exit 128+signal. */
+export function cleanupOnSignals(cleanup) {
+  let running = false;
+  for (const [sig, num] of [['SIGTERM', 15], ['SIGINT', 2], ['SIGHUP', 1]]) {
+    process.on(sig, async () => {
+      if (running) return;
+      running = true;
+      console.log(`INFO ${sig} received - stopping the processes this script started`);
+      try { await cleanup(); } finally { process.exit(128 + num); }
+    });
+  }
 }
 
 /** Sends SIGTERM and waits (bounded) for exit; SIGKILL as a last resort. */
