@@ -165,6 +165,13 @@ pub struct RejectionInfo<'a> {
 pub trait ErrorBody: Send + Sync + 'static {
     /// Returns the `Content-Type` and the body.
     fn render(&self, info: &RejectionInfo<'_>) -> (HeaderValue, Bytes);
+
+    /// Does [`render`](Self::render) always return the same output for the same input? Then the guard
+    /// renders each kind of rejection once and reuses the bytes (a flood of rejected requests costs no
+    /// formatting). Default `false`: rendered for every rejection.
+    fn is_deterministic(&self) -> bool {
+        false
+    }
 }
 
 impl<F> ErrorBody for F
@@ -181,6 +188,10 @@ where
 pub struct JsonErrorBody;
 
 impl ErrorBody for JsonErrorBody {
+    fn is_deterministic(&self) -> bool {
+        true
+    }
+
     fn render(&self, info: &RejectionInfo<'_>) -> (HeaderValue, Bytes) {
         let body = serde_json::json!({
             "error": info.error,
@@ -198,6 +209,10 @@ impl ErrorBody for JsonErrorBody {
 pub struct ProblemJsonBody;
 
 impl ErrorBody for ProblemJsonBody {
+    fn is_deterministic(&self) -> bool {
+        true
+    }
+
     fn render(&self, info: &RejectionInfo<'_>) -> (HeaderValue, Bytes) {
         let body = serde_json::json!({
             "type": "about:blank",
@@ -234,12 +249,40 @@ impl RequestFacts {
     }
 }
 
+/// A rejection rendered once: the challenge, the body and its content type (cloning shares the bytes).
+#[derive(Clone)]
+struct Rendered {
+    challenge: Option<HeaderValue>,
+    content_type: HeaderValue,
+    body: Bytes,
+}
+
+/// How many [`InvalidToken`] reasons there are (the slots of a [`RenderedSlots`]).
+const INVALID_TOKEN_REASONS: usize = 14;
+/// Slots: missing credentials, each invalid-token reason, insufficient scope (without granted scopes).
+const REQUIREMENT_SLOTS: usize = 2 + INVALID_TOKEN_REASONS;
+/// Slots of the rejections that name no scope: each malformed-request reason, internal error, and each
+/// unavailable reason (whose `Retry-After` is added per response).
+const SCOPELESS_SLOTS: usize = 3 + 1 + 4;
+
+/// Rendered rejections of one requirement, claimed by the first [`Challenger`] that renders one (another
+/// guard sharing the requirement renders its own at each rejection, as before).
+#[derive(Default)]
+pub(crate) struct RenderedSlots {
+    owner: std::sync::OnceLock<u64>,
+    slots: [std::sync::OnceLock<Rendered>; REQUIREMENT_SLOTS],
+}
+
 /// Renders rejections for one configured guard.
 pub(crate) struct Challenger {
     /// `Bearer resource_metadata="…"` (and `realm` when configured), built once.
     prefix: String,
     include_granted_scopes: bool,
     body: Arc<dyn ErrorBody>,
+    /// Identifies this challenger in the [`RenderedSlots`] it owns.
+    id: u64,
+    /// The rejections that name no scope, rendered once.
+    scopeless: [std::sync::OnceLock<Rendered>; SCOPELESS_SLOTS],
 }
 
 impl fmt::Debug for Challenger {
@@ -283,9 +326,68 @@ impl Challenger {
         if let Some(realm) = realm {
             push_param(&mut prefix, "realm", realm, is_description_char);
         }
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
             prefix,
             include_granted_scopes,
+            body,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            scopeless: Default::default(),
+        }
+    }
+
+    /// Where a rendering of `rejection` can be kept, if it depends on nothing but the rejection and the
+    /// requirement's challenge scope (and the body renderer promises the same output every time).
+    fn slot<'a>(
+        &'a self,
+        rejection: &Rejection,
+        requirement: &'a Requirement,
+        granted: Option<&ScopeSet>,
+    ) -> Option<&'a std::sync::OnceLock<Rendered>> {
+        if !self.body.is_deterministic() {
+            return None;
+        }
+        let requirement_slot = |i: usize| {
+            let rendered = requirement.rendered();
+            (*rendered.owner.get_or_init(|| self.id) == self.id).then(|| &rendered.slots[i])
+        };
+        match rejection {
+            Rejection::MissingCredentials => requirement_slot(0),
+            Rejection::InvalidToken(reason) => requirement_slot(1 + invalid_token_index(*reason)),
+            Rejection::InsufficientScope if !self.include_granted_scopes || granted.is_none() => {
+                requirement_slot(1 + INVALID_TOKEN_REASONS)
+            }
+            Rejection::InsufficientScope => None,
+            Rejection::InvalidRequest(why) => Some(&self.scopeless[malformed_index(*why)]),
+            Rejection::Internal => Some(&self.scopeless[3]),
+            Rejection::Unavailable { reason, .. } => {
+                Some(&self.scopeless[4 + unavailable_index(*reason)])
+            }
+        }
+    }
+
+    /// Renders the challenge and the body of a rejection.
+    fn render(
+        &self,
+        rejection: &Rejection,
+        requirement: &Requirement,
+        granted: Option<&ScopeSet>,
+    ) -> Rendered {
+        let scope = self.scope_value(rejection, requirement, granted);
+        let challenge = self
+            .challenge(rejection, scope.as_deref())
+            .and_then(|c| HeaderValue::from_maybe_shared(Bytes::from(c)).ok());
+        let info = RejectionInfo {
+            rejection: *rejection,
+            status: rejection.status(),
+            error: rejection.body_error(),
+            description: rejection.description(),
+            scope: scope.as_deref(),
+        };
+        let (content_type, body) = self.body.render(&info);
+        Rendered {
+            challenge,
+            content_type,
             body,
         }
     }
@@ -343,6 +445,10 @@ impl Challenger {
     }
 
     /// Builds the full response for a rejection.
+    ///
+    /// The challenge and body of the common rejections are rendered once per requirement (or once per guard
+    /// when they name no scope) and shared afterwards: a rejected request costs a response and its header
+    /// map, no formatting.
     pub(crate) fn respond(
         &self,
         rejection: Rejection,
@@ -350,36 +456,32 @@ impl Challenger {
         granted: Option<&ScopeSet>,
         facts: RequestFacts,
     ) -> Response<FixedBody> {
-        let scope = self.scope_value(&rejection, requirement, granted);
-        let challenge = self
-            .challenge(&rejection, scope.as_deref())
-            .and_then(|c| HeaderValue::try_from(c).ok());
         tracing::debug!(
             status = rejection.status().as_u16(),
             reason = rejection.description(),
             grpc = facts.grpc.is_some(),
             "bearer-guard rejected a request"
         );
+        let rendered = match self.slot(&rejection, requirement, granted) {
+            Some(slot) => slot
+                .get_or_init(|| self.render(&rejection, requirement, granted))
+                .clone(),
+            None => self.render(&rejection, requirement, granted),
+        };
 
         let mut response = if let Some(content_type) = facts.grpc {
             grpc_response(&rejection, content_type)
         } else {
-            let info = RejectionInfo {
-                rejection,
-                status: rejection.status(),
-                error: rejection.body_error(),
-                description: rejection.description(),
-                scope: scope.as_deref(),
-            };
-            let (content_type, bytes) = self.body.render(&info);
-            let mut response = Response::new(FixedBody::new(bytes));
+            let mut response = Response::new(FixedBody::new(rendered.body));
             *response.status_mut() = rejection.status();
-            response.headers_mut().insert(CONTENT_TYPE, content_type);
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, rendered.content_type);
             response
         };
         let headers = response.headers_mut();
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(challenge) = challenge {
+        if let Some(challenge) = rendered.challenge {
             headers.insert(WWW_AUTHENTICATE, challenge);
             if facts.cors {
                 headers.insert(
@@ -398,6 +500,42 @@ impl Challenger {
             }
         }
         response
+    }
+}
+
+fn invalid_token_index(reason: InvalidToken) -> usize {
+    match reason {
+        InvalidToken::Unknown => 0,
+        InvalidToken::Malformed => 1,
+        InvalidToken::Expired => 2,
+        InvalidToken::NotYetValid => 3,
+        InvalidToken::BadSignature => 4,
+        InvalidToken::DisallowedAlgorithm => 5,
+        InvalidToken::UnknownKey => 6,
+        InvalidToken::WrongType => 7,
+        InvalidToken::WrongIssuer => 8,
+        InvalidToken::WrongAudience => 9,
+        InvalidToken::MissingClaim => 10,
+        InvalidToken::UnsupportedCritical => 11,
+        InvalidToken::Inactive => 12,
+        InvalidToken::NotApplicable => 13,
+    }
+}
+
+fn malformed_index(why: MalformedRequest) -> usize {
+    match why {
+        MalformedRequest::MultipleAuthorizationHeaders => 0,
+        MalformedRequest::TokenTooLarge => 1,
+        MalformedRequest::MalformedToken => 2,
+    }
+}
+
+fn unavailable_index(reason: Unavailable) -> usize {
+    match reason {
+        Unavailable::KeySet => 0,
+        Unavailable::Discovery => 1,
+        Unavailable::Introspection => 2,
+        Unavailable::Backend => 3,
     }
 }
 
@@ -490,6 +628,60 @@ mod tests {
             Some(&granted),
         );
         assert_eq!(with_granted.as_deref(), Some("mcp:read mcp:write"));
+    }
+
+    #[test]
+    fn rendered_rejections_are_reused_only_for_deterministic_bodies() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let requirement = Requirement::all_of(["mcp:read"]);
+        let c = challenger(false);
+        let respond = |c: &Challenger, rejection| {
+            c.respond(rejection, &requirement, None, RequestFacts::default())
+        };
+        for rejection in [
+            Rejection::MissingCredentials,
+            Rejection::InvalidToken(InvalidToken::Expired),
+            Rejection::InvalidRequest(MalformedRequest::MalformedToken),
+        ] {
+            let (a, b) = (respond(&c, rejection), respond(&c, rejection));
+            assert_eq!(a.status(), b.status());
+            assert_eq!(a.headers(), b.headers());
+            let fresh = challenger(false).respond(
+                rejection,
+                &Requirement::all_of(["mcp:read"]),
+                None,
+                RequestFacts::default(),
+            );
+            assert_eq!(a.headers(), fresh.headers(), "{rejection:?}");
+        }
+        // Another guard sharing the requirement renders its own challenge (its metadata URL differs).
+        let other = Challenger::new("https://x/other", None, false, Arc::new(JsonErrorBody));
+        let theirs = respond(&other, Rejection::MissingCredentials);
+        assert!(theirs.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("https://x/other"));
+
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        let counting = Challenger::new(
+            "https://x/a",
+            None,
+            false,
+            Arc::new(|_: &RejectionInfo<'_>| {
+                let n = CALLS.fetch_add(1, Ordering::SeqCst);
+                (
+                    HeaderValue::from_static("text/plain"),
+                    Bytes::from(n.to_string()),
+                )
+            }),
+        );
+        respond(&counting, Rejection::MissingCredentials);
+        respond(&counting, Rejection::MissingCredentials);
+        assert_eq!(
+            CALLS.load(Ordering::SeqCst),
+            2,
+            "custom bodies are rendered each time"
+        );
     }
 
     #[test]

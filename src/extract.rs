@@ -60,13 +60,37 @@ impl fmt::Display for MalformedRequest {
     }
 }
 
+/// Is `b` one of `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`? Branch-free, so that checking a
+/// whole token vectorizes.
+#[inline(always)]
+fn is_token_char(b: u8) -> bool {
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    let digit = b.wrapping_sub(b'0') < 10;
+    // `+`, `-`, `.`, `/` are 0x2B, 0x2D, 0x2E, 0x2F (`,` 0x2C is not allowed).
+    let punct = (b.wrapping_sub(b'+') < 5) & (b != b',');
+    letter | digit | punct | (b == b'_') | (b == b'~')
+}
+
+/// Is every byte a token character? Checked 32 bytes at a time without early exit inside a block (the
+/// per-byte test is branch-free, so the compiler turns a block into a few vector instructions): a JWT's
+/// ~700 bytes take tens of nanoseconds instead of one branchy step per byte.
+fn all_token_chars(bytes: &[u8]) -> bool {
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        if !block.iter().fold(true, |ok, &b| ok & is_token_char(b)) {
+            return false;
+        }
+    }
+    blocks
+        .remainder()
+        .iter()
+        .fold(true, |ok, &b| ok & is_token_char(b))
+}
+
 /// Is `bytes` an RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`?
 pub(crate) fn is_b64token(bytes: &[u8]) -> bool {
     let body_len = bytes.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
-    body_len > 0
-        && bytes[..body_len].iter().all(|&b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+    body_len > 0 && all_token_chars(&bytes[..body_len])
 }
 
 /// Reads the bearer credential from `headers`.
@@ -154,6 +178,25 @@ mod tests {
             "Bearer a\"b",
         ] {
             assert_eq!(token(&[bad]), Err("MalformedToken".into()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_characters_are_exactly_the_b64token_set() {
+        for b in 0..=255u8 {
+            let expected =
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            assert_eq!(is_token_char(b), expected, "{b:#04x}");
+            // In a long token, at every position of a block and of the remainder.
+            for at in [0, 31, 32, 63, 64, 70] {
+                let mut token = vec![b'a'; 71];
+                token[at] = b;
+                assert_eq!(
+                    is_b64token(&token),
+                    expected || (b == b'=' && at == 70),
+                    "{b:#04x} at {at}"
+                );
+            }
         }
     }
 

@@ -58,7 +58,8 @@ where
         }
     }
 
-    pub(crate) fn call(mut service: S, request: Request<ReqBody>) -> Self {
+    /// Calls the ready `service` now (it is not kept: the inner future owns what it needs).
+    pub(crate) fn call(service: &mut S, request: Request<ReqBody>) -> Self {
         Self {
             state: State::Calling {
                 future: service.call(request),

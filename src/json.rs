@@ -41,6 +41,7 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Option<Map<String, Value>> {
 
 /// A numeric date (RFC 7519 NumericDate): a finite JSON number, possibly fractional.
 /// `Ok(None)` when absent, `Err(())` when present but not a number.
+#[cfg_attr(not(feature = "introspection"), allow(dead_code))]
 pub(crate) fn numeric_date(object: &Map<String, Value>, name: &str) -> Result<Option<f64>, ()> {
     match object.get(name) {
         None => Ok(None),
@@ -51,20 +52,24 @@ pub(crate) fn numeric_date(object: &Map<String, Value>, name: &str) -> Result<Op
 
 /// The largest NumericDate kept (9999-12-31T23:59:59Z); later ones are clamped so time arithmetic cannot
 /// overflow on a (validly signed) absurd value.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
 /// A NumericDate as whole seconds, clamped to `0..=MAX_NUMERIC_DATE`.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) fn clamp_date(seconds: f64) -> u64 {
     seconds.clamp(0.0, MAX_NUMERIC_DATE as f64) as u64
 }
 
 /// A clamped NumericDate as a `SystemTime`.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) fn system_time(seconds: u64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.min(MAX_NUMERIC_DATE))
 }
 
 /// Does the `aud` member name one of `accepted`? `Ok(None)` when there is no `aud`; `Err(())` when it is
 /// neither a string nor an array of strings.
+#[cfg_attr(not(feature = "introspection"), allow(dead_code))]
 pub(crate) fn audience_matches(
     object: &Map<String, Value>,
     accepted: &[String],
@@ -88,6 +93,7 @@ pub(crate) fn audience_matches(
 }
 
 /// The `aud` member as a list of strings.
+#[cfg_attr(not(feature = "introspection"), allow(dead_code))]
 pub(crate) fn audiences(object: &Map<String, Value>) -> Vec<String> {
     match object.get("aud") {
         Some(Value::String(a)) => vec![a.clone()],
@@ -100,6 +106,7 @@ pub(crate) fn audiences(object: &Map<String, Value>) -> Vec<String> {
 }
 
 /// A string member.
+#[cfg_attr(not(feature = "introspection"), allow(dead_code))]
 pub(crate) fn string(object: &Map<String, Value>, name: &str) -> Option<String> {
     match object.get(name) {
         Some(Value::String(s)) => Some(s.clone()),

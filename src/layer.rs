@@ -426,7 +426,8 @@ impl<S: fmt::Debug> fmt::Debug for BearerAuth<S> {
 }
 
 /// The service `poll_ready` made ready, leaving a fresh clone in its place for the next request
-/// (calling a clone instead would bypass the readiness that was reserved).
+/// (calling a clone instead would bypass the readiness that was reserved). Only for a call made later,
+/// after an asynchronous validation.
 fn take_ready<S: Clone>(inner: &mut S) -> S {
     let clone = inner.clone();
     std::mem::replace(inner, clone)
@@ -464,11 +465,9 @@ where
             }
         };
         match shared.validator.validate(&token).into_ready() {
+            // Decided now: the service `poll_ready` made ready is called at once, no clone needed.
             Ok(result) => match shared.authorize(result, &mut parts, &requirement) {
-                Ok(()) => ResponseFuture::call(
-                    take_ready(&mut self.inner),
-                    Request::from_parts(parts, body),
-                ),
+                Ok(()) => ResponseFuture::call(&mut self.inner, Request::from_parts(parts, body)),
                 Err(response) => ResponseFuture::guard(response),
             },
             Err(pending) => ResponseFuture::validating(

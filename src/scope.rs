@@ -257,6 +257,8 @@ struct RequirementInner {
     alternatives: Vec<Vec<Box<str>>>,
     /// The `scope` challenge value: the first alternative, `offline_access` removed, invalid scopes dropped.
     challenge_scope: Option<Box<str>>,
+    /// The rejections of this requirement, rendered once by the first guard that sends them.
+    rendered: crate::challenge::RenderedSlots,
 }
 
 impl Requirement {
@@ -323,6 +325,7 @@ impl Requirement {
         });
         Self(Arc::new(RequirementInner {
             alternatives,
+            rendered: Default::default(),
             challenge_scope,
         }))
     }
@@ -360,6 +363,11 @@ impl Requirement {
     /// The pre-rendered `scope` value for challenges (`offline_access` never included).
     pub(crate) fn challenge_scope(&self) -> Option<&str> {
         self.0.challenge_scope.as_deref()
+    }
+
+    /// The cache of this requirement's rendered rejections.
+    pub(crate) fn rendered(&self) -> &crate::challenge::RenderedSlots {
+        &self.0.rendered
     }
 
     /// Reports the first scope with invalid syntax.

@@ -78,6 +78,7 @@ impl Algorithm {
         1 << (self as u16)
     }
 
+    #[cfg(not(feature = "aws-lc-rs"))]
     pub(crate) fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
         use jsonwebtoken::Algorithm as J;
         match self {

@@ -382,13 +382,23 @@ impl TokenValidator for IntrospectionValidator {
         let token = token.clone();
         Validation::pending(async move {
             // Same token, concurrent requests: one call, shared by all (a cancelled caller hands over).
-            let cell = inner
-                .inflight
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .entry(digest)
-                .or_default()
-                .clone();
+            let cell = {
+                let mut inflight = inner
+                    .inflight
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !inflight.contains_key(&digest) {
+                    // The call for this token may have ended between `validate` and this first poll. Its
+                    // answer is cached before its in-flight entry is removed (under this lock), so a late
+                    // waiter finds it here instead of making a second call.
+                    let cached = (inner.cache.as_ref())
+                        .and_then(|cache| cache.get(&digest, unix_now_ms(), 0));
+                    if let Some(outcome) = cached {
+                        return outcome.map_err(ValidationError::from);
+                    }
+                }
+                inflight.entry(digest).or_default().clone()
+            };
             let waiter = Waiter {
                 inflight: &inner.inflight,
                 digest,

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -53,9 +52,117 @@ const NEGATIVE_CACHE_CAPACITY: usize = 1024;
 pub(crate) struct VerifyKey {
     pub(crate) kid: Option<Box<str>>,
     pub(crate) algorithms: AlgorithmSet,
-    pub(crate) key: DecodingKey,
+    pub(crate) key: PublicKey,
     /// SHA-256 over the key material, to notice removals.
     fingerprint: [u8; 32],
+}
+
+/// The public key material of one JWK, decoded from base64 once (per key-set load).
+enum Material {
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// The uncompressed SEC1 point `0x04 || x || y`.
+    Ec(Vec<u8>),
+    Ed25519(Vec<u8>),
+}
+
+/// A key ready to verify signatures with, built once per key-set load.
+///
+/// With the `aws-lc-rs` feature: one aws-lc-rs `ParsedPublicKey` per algorithm the key is bound to, so a
+/// verification parses nothing (jsonwebtoken would rebuild an RSA key from `n`/`e` on every call, +16–20%).
+/// A key aws-lc-rs refuses to parse stays in the set and fails every verification (`BadSignature`),
+/// exactly as it did when the key was parsed at each verification.
+/// Without it (the `rust-crypto` build): jsonwebtoken's `DecodingKey` and its RustCrypto backend.
+pub(crate) struct PublicKey {
+    #[cfg(feature = "aws-lc-rs")]
+    parsed: [Option<aws_lc_rs::signature::ParsedPublicKey>; Algorithm::ALL.len()],
+    #[cfg(not(feature = "aws-lc-rs"))]
+    key: jsonwebtoken::DecodingKey,
+}
+
+/// Signatures up to this size are decoded on the stack (RSA up to 4096 bits, every EC and EdDSA signature);
+/// larger ones (RSA up to 8192 bits, the largest modulus the verifiers take) on the heap.
+#[cfg(feature = "aws-lc-rs")]
+const SIGNATURE_STACK_BYTES: usize = 512;
+
+#[cfg(feature = "aws-lc-rs")]
+impl PublicKey {
+    fn new(material: &Material, algorithms: AlgorithmSet) -> Option<Self> {
+        use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
+        let mut parsed: [Option<ParsedPublicKey>; Algorithm::ALL.len()] = Default::default();
+        for alg in algorithms.iter() {
+            parsed[alg as usize] = match (material, alg) {
+                (Material::Rsa { n, e }, _) => {
+                    let params: &'static sig::RsaParameters = match alg {
+                        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+                        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+                        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+                        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+                        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+                        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+                        _ => return None,
+                    };
+                    RsaPublicKeyComponents { n, e }
+                        .to_parsed_public_key(params)
+                        .ok()
+                }
+                (Material::Ec(point), Algorithm::ES256) => {
+                    ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point).ok()
+                }
+                (Material::Ec(point), Algorithm::ES384) => {
+                    ParsedPublicKey::new(&sig::ECDSA_P384_SHA384_FIXED, point).ok()
+                }
+                (Material::Ed25519(x), Algorithm::EdDSA) => {
+                    ParsedPublicKey::new(&sig::ED25519, x).ok()
+                }
+                _ => return None,
+            };
+        }
+        Some(Self { parsed })
+    }
+
+    /// Does `signature_b64` (base64url, no padding) sign `message` under `alg`? No allocation.
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature_b64: &str) -> bool {
+        let Some(key) = &self.parsed[alg as usize] else {
+            return false;
+        };
+        let mut stack = [0u8; SIGNATURE_STACK_BYTES];
+        let mut heap = Vec::new();
+        match crate::validate::jose::decode_b64(signature_b64, &mut stack, &mut heap) {
+            Some(signature) => key.verify_sig(message, signature).is_ok(),
+            None => false,
+        }
+    }
+}
+
+#[cfg(not(feature = "aws-lc-rs"))]
+impl PublicKey {
+    fn new(material: &Material, _algorithms: AlgorithmSet) -> Option<Self> {
+        use jsonwebtoken::DecodingKey;
+        let key = match material {
+            Material::Rsa { n, e } => DecodingKey::from_rsa_raw_components(n, e),
+            Material::Ec(point) => {
+                let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+                let half = (point.len() - 1) / 2;
+                DecodingKey::from_ec_components(&b64(&point[1..1 + half]), &b64(&point[1 + half..]))
+                    .ok()?
+            }
+            Material::Ed25519(x) => {
+                DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(x)).ok()?
+            }
+        };
+        Some(Self { key })
+    }
+
+    /// Does `signature_b64` (base64url, no padding) sign `message` under `alg`?
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature_b64: &str) -> bool {
+        matches!(
+            jsonwebtoken::crypto::verify(signature_b64, message, &self.key, alg.to_jsonwebtoken()),
+            Ok(true)
+        )
+    }
 }
 
 impl fmt::Debug for VerifyKey {
@@ -83,11 +190,8 @@ struct RawJwk {
     d: Option<Value>,
 }
 
-fn b64_len(value: &Option<String>) -> Option<usize> {
-    URL_SAFE_NO_PAD
-        .decode(value.as_deref()?)
-        .ok()
-        .map(|v| v.len())
+fn b64(value: &Option<String>) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(value.as_deref()?).ok()
 }
 
 impl VerifyKey {
@@ -111,17 +215,21 @@ impl VerifyKey {
         if jwk.kid.as_ref().is_some_and(|kid| kid.len() > MAX_KID_LEN) {
             return None;
         }
-        let (family, key, material) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+        let (family, material, fingerprint_text) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
             ("RSA", _) => {
-                let (n, e) = (jwk.n.as_deref()?, jwk.e.as_deref()?);
+                let (n_b64, e_b64) = (jwk.n.as_deref()?, jwk.e.as_deref()?);
                 // 2048 bits at least (RFC 7518 §3.3); leading zero octets are not counted.
-                let modulus = URL_SAFE_NO_PAD.decode(n).ok()?;
-                let significant = modulus.iter().skip_while(|&&b| b == 0).count();
-                if significant < 256 || b64_len(&jwk.e).is_none_or(|len| len == 0 || len > 8) {
+                let n = b64(&jwk.n)?;
+                let significant = n.iter().skip_while(|&&b| b == 0).count();
+                let e = b64(&jwk.e).filter(|e| !e.is_empty() && e.len() <= 8);
+                let (true, Some(e)) = (significant >= 256, e) else {
                     return None;
-                }
-                let key = DecodingKey::from_rsa_components(n, e).ok()?;
-                (AlgorithmSet::RSA, key, format!("RSA.{n}.{e}"))
+                };
+                (
+                    AlgorithmSet::RSA,
+                    Material::Rsa { n, e },
+                    format!("RSA.{n_b64}.{e_b64}"),
+                )
             }
             ("EC", Some(crv @ ("P-256" | "P-384"))) => {
                 let (alg, len) = if crv == "P-256" {
@@ -129,23 +237,28 @@ impl VerifyKey {
                 } else {
                     (Algorithm::ES384, 48)
                 };
-                if b64_len(&jwk.x) != Some(len) || b64_len(&jwk.y) != Some(len) {
+                let (x, y) = (b64(&jwk.x)?, b64(&jwk.y)?);
+                if x.len() != len || y.len() != len {
                     return None;
                 }
-                let (x, y) = (jwk.x.as_deref()?, jwk.y.as_deref()?);
-                let key = DecodingKey::from_ec_components(x, y).ok()?;
-                (AlgorithmSet::only(alg), key, format!("EC.{crv}.{x}.{y}"))
+                let (x_b64, y_b64) = (jwk.x.as_deref()?, jwk.y.as_deref()?);
+                let mut point = Vec::with_capacity(1 + 2 * len);
+                point.push(0x04);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                (
+                    AlgorithmSet::only(alg),
+                    Material::Ec(point),
+                    format!("EC.{crv}.{x_b64}.{y_b64}"),
+                )
             }
             ("OKP", Some("Ed25519")) => {
-                if b64_len(&jwk.x) != Some(32) {
-                    return None;
-                }
-                let x = jwk.x.as_deref()?;
-                let key = DecodingKey::from_ed_components(x).ok()?;
+                let x = b64(&jwk.x).filter(|x| x.len() == 32)?;
+                let x_b64 = jwk.x.as_deref()?;
                 (
                     AlgorithmSet::only(Algorithm::EdDSA),
-                    key,
-                    format!("OKP.Ed25519.{x}"),
+                    Material::Ed25519(x),
+                    format!("OKP.Ed25519.{x_b64}"),
                 )
             }
             _ => return None,
@@ -165,11 +278,12 @@ impl VerifyKey {
         if algorithms.is_empty() {
             return None;
         }
+        let key = PublicKey::new(&material, algorithms)?;
         let kid = jwk.kid.map(String::into_boxed_str);
         let mut hasher = Sha256::new();
         hasher.update(kid.as_deref().unwrap_or("").as_bytes());
         hasher.update([0]);
-        hasher.update(material.as_bytes());
+        hasher.update(fingerprint_text.as_bytes());
         Some(Self {
             kid,
             algorithms,

@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+#[cfg(test)]
 use serde_json::{Map, Value};
 
 use crate::cache::{
@@ -42,13 +43,16 @@ use crate::cache::{
 };
 use crate::error::{BuildError, InvalidToken, Unavailable, ValidationError};
 use crate::fetch::{Fetcher, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
-use crate::json::{self, parse_object};
+use crate::json;
+#[cfg(test)]
+use crate::json::parse_object;
 use crate::resource::check_url;
 use crate::scope::ScopeSet;
-use crate::token::{AccessToken, BearerToken};
+use crate::token::{AccessToken, AccessTokenBuilder, BearerToken};
 use crate::validate::alg::{Algorithm, AlgorithmSet};
+use crate::validate::jose::{self, decode_b64, Audience, Claims, Date, Header, Kid, Member, Scp};
 use crate::validate::jwks::{
-    KeyLimits, KeyMiss, KeySource, KeyStore, RefreshError, Snapshot, Trigger, MAX_KID_LEN,
+    KeyLimits, KeyMiss, KeySource, KeyStore, RefreshError, Snapshot, Trigger,
 };
 use crate::validate::{TokenValidator, Validation, ValidationResult, DEFAULT_LEEWAY};
 
@@ -63,36 +67,66 @@ pub(crate) fn ensure_crypto_provider() {
     }
 }
 
+#[cfg(test)]
 fn decode_object(part: &str) -> Result<Map<String, Value>, InvalidToken> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| InvalidToken::Malformed)?;
-    parse_object(&bytes).ok_or(InvalidToken::Malformed)
+    let mut stack = [0u8; PAYLOAD_STACK_BYTES];
+    let mut heap = Vec::new();
+    let bytes = decode_b64(part, &mut stack, &mut heap).ok_or(InvalidToken::Malformed)?;
+    parse_object(bytes).ok_or(InvalidToken::Malformed)
+}
+
+/// Decoded headers up to this size stay on the stack (typical ones are under 100 bytes).
+const HEADER_STACK_BYTES: usize = 256;
+/// Decoded payloads read for routing up to this size stay on the stack (typical access tokens carry under
+/// 1 KiB of claims).
+const PAYLOAD_STACK_BYTES: usize = 2048;
+
+/// The payload part of a compact JWS (`header.payload.signature`), if the token has that shape.
+fn payload_part(token: &str) -> Option<&str> {
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(payload), Some(_), None) => Some(payload),
+        _ => None,
+    }
+}
+
+/// Calls `f` with the `iss` claim of a JWT, read *without* verifying anything (for routing to the right
+/// issuer). Only `iss` is built: the other claims are skipped, and nothing is allocated for a token of
+/// usual size.
+pub(crate) fn with_unverified_issuer<R>(
+    token: &str,
+    f: impl FnOnce(Result<&str, InvalidToken>) -> R,
+) -> R {
+    let Some(payload) = payload_part(token) else {
+        return f(Err(InvalidToken::Malformed));
+    };
+    let mut stack = [0u8; PAYLOAD_STACK_BYTES];
+    let mut heap = Vec::new();
+    let Some(bytes) = decode_b64(payload, &mut stack, &mut heap) else {
+        return f(Err(InvalidToken::Malformed));
+    };
+    match jose::issuer_of(bytes) {
+        Ok(Some(iss)) => f(Ok(&iss)),
+        Ok(None) => f(Err(InvalidToken::WrongIssuer)),
+        Err(()) => f(Err(InvalidToken::Malformed)),
+    }
 }
 
 /// The `iss` claim of a JWT, read *without* verifying anything (for routing to the right issuer).
+#[cfg(test)]
 pub(crate) fn unverified_issuer(token: &str) -> Result<String, InvalidToken> {
-    let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(InvalidToken::Malformed);
-    };
-    match decode_object(payload)?.remove("iss") {
-        Some(Value::String(iss)) => Ok(iss),
-        _ => Err(InvalidToken::WrongIssuer),
-    }
+    with_unverified_issuer(token, |iss| iss.map(str::to_owned))
 }
 
 /// A token whose structure, header and claims passed; only the signature is left to check.
 struct Checked {
     alg: Algorithm,
-    kid: Option<String>,
+    kid: Option<Kid>,
     /// `header.payload`, what the signature covers.
     signing_input_len: usize,
     signature_start: usize,
-    token: BearerToken,
-    claims: Map<String, Value>,
+    /// What the token stands for once its signature is verified.
+    access: AccessToken,
     exp: u64,
 }
 
@@ -103,12 +137,8 @@ enum TypPolicy {
     AlsoJwt,
 }
 
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, InvalidToken> {
-    json::numeric_date(claims, name).map_err(|()| InvalidToken::MissingClaim)
-}
-
 struct Inner {
-    issuer: String,
+    issuer: Arc<str>,
     audiences: Vec<String>,
     /// Set by the layer (`bind_resource`) when no audience was configured.
     bound_audience: OnceLock<String>,
@@ -207,8 +237,7 @@ impl JwtValidator {
 
 impl Inner {
     /// Steps 1–3: everything but the signature.
-    fn check(&self, token: &BearerToken) -> Result<Checked, InvalidToken> {
-        let text = token.as_str();
+    fn check(&self, text: &str) -> Result<Checked, InvalidToken> {
         let mut dots = text.match_indices('.').map(|(i, _)| i);
         let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
             return Err(InvalidToken::Malformed);
@@ -220,64 +249,80 @@ impl Inner {
             return Err(InvalidToken::Malformed);
         }
 
-        let header = decode_object(header_b64)?;
-        let alg = match header.get("alg") {
-            Some(Value::String(name)) => Algorithm::from_name(name)
+        let mut header_stack = [0u8; HEADER_STACK_BYTES];
+        let mut header_heap = Vec::new();
+        let header_bytes = decode_b64(header_b64, &mut header_stack, &mut header_heap)
+            .ok_or(InvalidToken::Malformed)?;
+        let header = Header::parse(header_bytes).ok_or(InvalidToken::Malformed)?;
+        let alg = match &header.alg {
+            Member::Str(name) => Algorithm::from_name(name)
                 .filter(|alg| self.algorithms.contains(*alg))
                 .ok_or(InvalidToken::DisallowedAlgorithm)?,
             _ => return Err(InvalidToken::Malformed),
         };
-        if header.contains_key("crit") {
+        if header.crit {
             // No JWS extension is understood here, so any `crit` makes the token invalid (RFC 7515 §4.1.11).
             return Err(InvalidToken::UnsupportedCritical);
         }
-        match header.get("typ") {
-            Some(Value::String(typ)) => {
-                let typ = typ.to_ascii_lowercase();
-                let access_token = typ == "at+jwt" || typ == "application/at+jwt";
-                let plain_jwt = typ == "jwt" || typ == "application/jwt";
+        match &header.typ {
+            Member::Str(typ) => {
+                let is = |name: &str| typ.eq_ignore_ascii_case(name);
+                let access_token = is("at+jwt") || is("application/at+jwt");
+                let plain_jwt = is("jwt") || is("application/jwt");
                 if !(access_token || (plain_jwt && self.typ == TypPolicy::AlsoJwt)) {
                     return Err(InvalidToken::WrongType);
                 }
             }
-            None if self.typ == TypPolicy::AlsoJwt => {}
+            Member::Absent if self.typ == TypPolicy::AlsoJwt => {}
             _ => return Err(InvalidToken::WrongType),
         }
-        let kid = match header.get("kid") {
-            None => None,
-            Some(Value::String(kid)) if kid.len() <= MAX_KID_LEN => Some(kid.clone()),
-            Some(_) => return Err(InvalidToken::Malformed),
+        let kid = match &header.kid {
+            Member::Absent => None,
+            Member::Str(kid) => Some(Kid::new(kid).ok_or(InvalidToken::Malformed)?),
+            Member::Other => return Err(InvalidToken::Malformed),
         };
 
-        let claims = decode_object(payload_b64)?;
-        match claims.get("iss") {
-            Some(Value::String(iss)) if *iss == self.issuer => {}
+        // Decoded straight into the buffer an accepted token keeps as its raw claims (one allocation).
+        let mut payload = Vec::with_capacity(base64::decoded_len_estimate(payload_b64.len()));
+        URL_SAFE_NO_PAD
+            .decode_vec(payload_b64, &mut payload)
+            .map_err(|_| InvalidToken::Malformed)?;
+        let claims = Claims::parse(&payload).ok_or(InvalidToken::Malformed)?;
+        match &claims.iss {
+            Member::Str(iss) if **iss == *self.issuer => {}
             _ => return Err(InvalidToken::WrongIssuer),
         }
-        self.check_audience(&claims)?;
+        self.check_audience(&claims.aud)?;
         let now = unix_now() as f64;
         let leeway = self.leeway as f64;
-        let exp = numeric_date(&claims, "exp")?.ok_or(InvalidToken::MissingClaim)?;
+        let Date::At(exp) = claims.exp else {
+            return Err(InvalidToken::MissingClaim);
+        };
         if now >= exp + leeway {
             return Err(InvalidToken::Expired);
         }
-        for name in ["nbf", "iat"] {
-            if numeric_date(&claims, name)?.is_some_and(|t| t > now + leeway) {
-                return Err(InvalidToken::NotYetValid);
+        for date in [claims.nbf, claims.iat] {
+            match date {
+                Date::Invalid => return Err(InvalidToken::MissingClaim),
+                Date::At(t) if t > now + leeway => return Err(InvalidToken::NotYetValid),
+                _ => {}
             }
         }
+        let exp = json::clamp_date(exp);
         Ok(Checked {
             alg,
             kid,
             signing_input_len: second,
             signature_start: second + 1,
-            token: token.clone(),
-            claims,
-            exp: json::clamp_date(exp),
+            access: self
+                .access_token(&claims, exp)
+                .raw_claims_json(payload)
+                .build(),
+            exp,
         })
     }
 
-    fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), InvalidToken> {
+    fn check_audience(&self, aud: &Audience<'_>) -> Result<(), InvalidToken> {
         let accepted: &[String] = if self.audiences.is_empty() {
             match self.bound_audience.get() {
                 Some(bound) => std::slice::from_ref(bound),
@@ -286,75 +331,97 @@ impl Inner {
         } else {
             &self.audiences
         };
-        let ok = json::audience_matches(claims, accepted)
-            .map_err(|()| InvalidToken::Malformed)?
-            .unwrap_or(false);
+        let names_us = |aud: &str| accepted.iter().any(|a| a == aud);
+        let ok = match aud {
+            Audience::Absent => false,
+            Audience::One(aud) => names_us(aud),
+            Audience::Many(auds) => auds.iter().any(|aud| names_us(aud)),
+            Audience::Invalid => return Err(InvalidToken::Malformed),
+        };
         ok.then_some(()).ok_or(InvalidToken::WrongAudience)
     }
 
+    /// The access token a token with these claims stands for (used only once the signature is verified).
+    /// The raw claims are then the payload bytes, turned into JSON values only if a handler asks for them.
+    fn access_token(&self, claims: &Claims<'_>, exp: u64) -> AccessTokenBuilder {
+        let string = |member: &Member<'_>| match member {
+            Member::Str(s) => Some(s.to_string()),
+            _ => None,
+        };
+        let scope = match &claims.scope {
+            Member::Str(s) => &**s,
+            _ => "",
+        };
+        let scopes = match &claims.scp {
+            Scp::Str(scp) if self.scp_claim => {
+                ScopeSet::from_iter_lenient(scope.split(' ').chain(scp.split(' ')))
+            }
+            Scp::Many(items) if self.scp_claim => {
+                ScopeSet::from_iter_lenient(scope.split(' ').chain(items.iter().map(|s| &**s)))
+            }
+            // The usual case: one space-separated `scope`, parsed straight into the set.
+            _ => ScopeSet::parse_lenient(scope),
+        };
+        let mut builder = AccessToken::builder()
+            .shared_issuer(self.issuer.clone())
+            .scope_set(scopes)
+            .expires_at(json::system_time(exp));
+        if let Some(sub) = string(&claims.sub) {
+            builder = builder.subject(sub);
+        }
+        // RFC 9068 `client_id`; else what vendors use: `azp` (Auth0 default profile, Entra v2), `cid` (Okta),
+        // `appid` (Entra v1).
+        if let Some(client) = string(&claims.client_id)
+            .or_else(|| string(&claims.azp))
+            .or_else(|| string(&claims.cid))
+            .or_else(|| string(&claims.appid))
+        {
+            builder = builder.client_id(client);
+        }
+        match &claims.aud {
+            Audience::One(aud) => builder = builder.audience(aud.to_string()),
+            Audience::Many(auds) => {
+                for aud in auds {
+                    builder = builder.audience(aud.to_string());
+                }
+            }
+            Audience::Absent | Audience::Invalid => {}
+        }
+        builder
+    }
+
     /// Step 4 with a key set in hand. `Err(None)` means the key is not in this set.
-    fn verify(&self, checked: &Checked, snapshot: &Snapshot) -> Result<(), Option<InvalidToken>> {
-        let key = match snapshot.keys.select(checked.kid.as_deref(), checked.alg) {
+    fn verify(
+        &self,
+        checked: &Checked,
+        text: &str,
+        snapshot: &Snapshot,
+    ) -> Result<(), Option<InvalidToken>> {
+        let kid = checked.kid.as_ref().map(Kid::as_str);
+        let key = match snapshot.keys.select(kid, checked.alg) {
             Ok(key) => key,
             Err(KeyMiss::NotFound) => return Err(None),
             Err(KeyMiss::WrongAlgorithm) => return Err(Some(InvalidToken::DisallowedAlgorithm)),
             Err(KeyMiss::Ambiguous) => return Err(Some(InvalidToken::UnknownKey)),
         };
-        let text = checked.token.as_str();
-        let verified = jsonwebtoken::crypto::verify(
-            &text[checked.signature_start..],
+        if key.key.verify(
+            checked.alg,
             &text.as_bytes()[..checked.signing_input_len],
-            &key.key,
-            checked.alg.to_jsonwebtoken(),
-        );
-        match verified {
-            Ok(true) => Ok(()),
-            _ => Err(Some(InvalidToken::BadSignature)),
+            &text[checked.signature_start..],
+        ) {
+            Ok(())
+        } else {
+            Err(Some(InvalidToken::BadSignature))
         }
     }
 
-    /// Builds the validated token, and caches it.
+    /// The validated token (its signature verified), cached.
     fn accept(&self, checked: Checked, digest: Option<[u8; 32]>, epoch: u64) -> AccessToken {
-        let Checked { claims, exp, .. } = checked;
-        let string = |name: &str| json::string(&claims, name);
-        let mut scopes: Vec<String> = match claims.get("scope") {
-            Some(Value::String(s)) => s.split(' ').map(str::to_owned).collect(),
-            _ => Vec::new(),
-        };
-        if self.scp_claim {
-            match claims.get("scp") {
-                Some(Value::String(s)) => scopes.extend(s.split(' ').map(str::to_owned)),
-                Some(Value::Array(items)) => {
-                    scopes.extend(items.iter().filter_map(|v| v.as_str().map(str::to_owned)))
-                }
-                _ => {}
-            }
-        }
-        let audiences = json::audiences(&claims);
-        let mut builder = AccessToken::builder()
-            .issuer(self.issuer.clone())
-            .scope_set(ScopeSet::from_iter_lenient(scopes))
-            .expires_at(json::system_time(exp));
-        if let Some(sub) = string("sub") {
-            builder = builder.subject(sub);
-        }
-        // RFC 9068 `client_id`; else what vendors use: `azp` (Auth0 default profile, Entra v2), `cid` (Okta),
-        // `appid` (Entra v1).
-        if let Some(client) = string("client_id")
-            .or_else(|| string("azp"))
-            .or_else(|| string("cid"))
-            .or_else(|| string("appid"))
-        {
-            builder = builder.client_id(client);
-        }
-        for aud in audiences {
-            builder = builder.audience(aud);
-        }
-        let token = builder.raw_claims(claims).build();
+        let Checked { access, exp, .. } = checked;
         if let (Some(cache), Some(digest)) = (&self.cache, digest) {
-            cache.insert(digest, token.clone(), exp, unix_now_ms(), epoch);
+            cache.insert(digest, access.clone(), exp, unix_now_ms(), epoch);
         }
-        token
+        access
     }
 
     /// Starts the background refresher if it is not running (the validator was built outside a runtime).
@@ -369,10 +436,14 @@ impl Inner {
     }
 
     /// Verifies with the current key set, or says which kind of fetch would be needed.
-    fn try_verify(&self, checked: &Checked) -> Result<Result<(), InvalidToken>, Trigger> {
+    fn try_verify(
+        &self,
+        checked: &Checked,
+        text: &str,
+    ) -> Result<Result<(), InvalidToken>, Trigger> {
         let guard = self.keys.usable().ok_or(Trigger::NoKeys)?;
         let snapshot = guard.as_ref().ok_or(Trigger::NoKeys)?;
-        match self.verify(checked, snapshot) {
+        match self.verify(checked, text, snapshot) {
             Ok(()) => Ok(Ok(())),
             Err(Some(invalid)) => Ok(Err(invalid)),
             Err(None) => Err(Trigger::UnknownKid),
@@ -384,16 +455,18 @@ impl Inner {
     async fn validate_with_fetch(
         self: Arc<Self>,
         checked: Checked,
+        token: BearerToken,
         digest: Option<[u8; 32]>,
     ) -> ValidationResult {
         let epoch = self.keys.removal_epoch();
         let generation = self.keys.generation();
-        let trigger = match self.try_verify(&checked) {
+        let trigger = match self.try_verify(&checked, token.as_str()) {
             Ok(Ok(())) => return Ok(self.accept(checked, digest, epoch)),
             Ok(Err(invalid)) => return Err(invalid.into()),
             Err(trigger) => trigger,
         };
-        if trigger == Trigger::UnknownKid && !self.keys.may_refetch_for(checked.kid.as_deref()) {
+        let kid = checked.kid.as_ref().map(Kid::as_str);
+        if trigger == Trigger::UnknownKid && !self.keys.may_refetch_for(kid) {
             return Err(InvalidToken::UnknownKey.into());
         }
         match self.keys.refresh(generation, trigger).await {
@@ -407,13 +480,13 @@ impl Inner {
             Err(RefreshError::Failed(reason)) => return Err(ValidationError::unavailable(reason)),
         }
         let epoch = self.keys.removal_epoch();
-        match self.try_verify(&checked) {
+        match self.try_verify(&checked, token.as_str()) {
             Ok(Ok(())) => Ok(self.accept(checked, digest, epoch)),
             Ok(Err(invalid)) => Err(invalid.into()),
             Err(Trigger::UnknownKid) => {
                 // Fetched and still no such key: remember the kid so tokens naming it are refused at once.
                 if let Some(kid) = &checked.kid {
-                    self.keys.remember_missing(kid);
+                    self.keys.remember_missing(kid.as_str());
                 }
                 Err(InvalidToken::UnknownKey.into())
             }
@@ -436,18 +509,22 @@ impl TokenValidator for JwtValidator {
                 }
             }
         }
-        let checked = match inner.check(token) {
+        let text = token.as_str();
+        let checked = match inner.check(text) {
             Ok(checked) => checked,
             Err(invalid) => return Validation::ready(Err(invalid.into())),
         };
         if let Some(guard) = inner.keys.usable() {
             if let Some(snapshot) = guard.as_ref() {
-                match inner.verify(&checked, snapshot) {
+                match inner.verify(&checked, text, snapshot) {
                     Ok(()) => return Validation::ready(Ok(inner.accept(checked, digest, epoch))),
                     Err(Some(invalid)) => return Validation::ready(Err(invalid.into())),
                     Err(None) => {
                         // An unknown kid that may not trigger a refetch now is refused without a future.
-                        if !inner.keys.may_refetch_for(checked.kid.as_deref()) {
+                        if !inner
+                            .keys
+                            .may_refetch_for(checked.kid.as_ref().map(Kid::as_str))
+                        {
                             return Validation::ready(Err(InvalidToken::UnknownKey.into()));
                         }
                     }
@@ -455,7 +532,7 @@ impl TokenValidator for JwtValidator {
             }
         }
         let inner = self.inner.clone();
-        Validation::pending(inner.validate_with_fetch(checked, digest))
+        Validation::pending(inner.validate_with_fetch(checked, token.clone(), digest))
     }
 
     fn bind_resource(&self, resource: &str) {
@@ -464,7 +541,7 @@ impl TokenValidator for JwtValidator {
 
     /// Responsible for JWTs whose (unverified) `iss` is this issuer.
     fn is_responsible_for(&self, token: &BearerToken) -> bool {
-        unverified_issuer(token.as_str()).is_ok_and(|iss| iss == self.inner.issuer)
+        with_unverified_issuer(token.as_str(), |iss| iss == Ok(&*self.inner.issuer))
     }
 }
 
@@ -645,7 +722,7 @@ impl JwtValidatorBuilder {
         }
         Ok(JwtValidator {
             inner: Arc::new(Inner {
-                issuer: self.issuer,
+                issuer: Arc::from(self.issuer),
                 audiences: self.audiences,
                 bound_audience: OnceLock::new(),
                 algorithms: self.algorithms,

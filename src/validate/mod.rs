@@ -24,6 +24,8 @@ mod fixed;
 #[cfg(feature = "introspection")]
 mod introspect;
 #[cfg(feature = "jwt")]
+mod jose;
+#[cfg(feature = "jwt")]
 pub(crate) mod jwks;
 #[cfg(feature = "jwt")]
 mod jwt;

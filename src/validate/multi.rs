@@ -22,7 +22,7 @@ use std::fmt;
 
 use crate::error::InvalidToken;
 use crate::token::BearerToken;
-use crate::validate::jwt::{unverified_issuer, JwtValidator};
+use crate::validate::jwt::{with_unverified_issuer, JwtValidator};
 use crate::validate::{TokenValidator, Validation};
 
 /// Routes each token to the validator of its issuer.
@@ -63,14 +63,13 @@ impl fmt::Debug for MultiIssuer {
 
 impl TokenValidator for MultiIssuer {
     fn validate(&self, token: &BearerToken) -> Validation {
-        let issuer = match unverified_issuer(token.as_str()) {
-            Ok(issuer) => issuer,
-            Err(invalid) => return Validation::ready(Err(invalid.into())),
-        };
-        match self.validators.get(&issuer) {
-            Some(validator) => validator.validate(token),
-            None => Validation::ready(Err(InvalidToken::WrongIssuer.into())),
-        }
+        with_unverified_issuer(token.as_str(), |issuer| match issuer {
+            Ok(issuer) => match self.validators.get(issuer) {
+                Some(validator) => validator.validate(token),
+                None => Validation::ready(Err(InvalidToken::WrongIssuer.into())),
+            },
+            Err(invalid) => Validation::ready(Err(invalid.into())),
+        })
     }
 
     fn bind_resource(&self, resource: &str) {
@@ -81,6 +80,8 @@ impl TokenValidator for MultiIssuer {
 
     /// Responsible for JWTs whose `iss` is one of the trusted issuers.
     fn is_responsible_for(&self, token: &BearerToken) -> bool {
-        unverified_issuer(token.as_str()).is_ok_and(|iss| self.validators.contains_key(&iss))
+        with_unverified_issuer(token.as_str(), |iss| {
+            iss.is_ok_and(|iss| self.validators.contains_key(iss))
+        })
     }
 }
