@@ -71,6 +71,60 @@
 //!
 //! Nothing here logs or prints tokens, client secrets or the introspection bearer token.
 
+/// The claim setters `TokenBuilder` (JWT claims) and `OpaqueTokenBuilder` (introspection answer members)
+/// share: one definition, expanded into both (each builder has a `claims: Map<String, Value>` field).
+macro_rules! claim_setters {
+    () => {
+        /// Sets `sub`.
+        pub fn subject(self, subject: &str) -> Self {
+            self.claim("sub", Value::from(subject))
+        }
+
+        /// Sets `aud` to a single string.
+        pub fn audience(self, audience: &str) -> Self {
+            self.claim("aud", Value::from(audience))
+        }
+
+        /// Sets `aud` to an array of strings (even with a single element).
+        pub fn audiences(self, audiences: &[&str]) -> Self {
+            let list = audiences.iter().map(|a| Value::from(*a)).collect();
+            self.claim("aud", Value::Array(list))
+        }
+
+        /// Sets `scope` (space-separated scope tokens, e.g. `"mcp:read mcp:write"`).
+        pub fn scope(self, scope: &str) -> Self {
+            self.claim("scope", Value::from(scope))
+        }
+
+        /// Sets any claim (replacing a default one of the same name, e.g. `iss` or `exp`).
+        pub fn claim(mut self, name: &str, value: Value) -> Self {
+            self.claims.insert(name.to_owned(), value);
+            self
+        }
+
+        /// Removes a claim, default ones included (e.g. `"exp"`: no expiry).
+        pub fn remove_claim(mut self, name: &str) -> Self {
+            self.claims.remove(name);
+            self
+        }
+
+        /// Sets `exp` to now + `secs` (zero or negative: already expired).
+        pub fn expires_in(self, secs: i64) -> Self {
+            self.claim("exp", Value::from(now().saturating_add(secs)))
+        }
+
+        /// Sets `nbf` to now + `offset_secs` (positive: not yet valid).
+        pub fn not_before(self, offset_secs: i64) -> Self {
+            self.claim("nbf", Value::from(now().saturating_add(offset_secs)))
+        }
+
+        /// Sets `iat` to now + `offset_secs` (positive: issued in the future).
+        pub fn issued_at(self, offset_secs: i64) -> Self {
+            self.claim("iat", Value::from(now().saturating_add(offset_secs)))
+        }
+    };
+}
+
 mod introspect;
 mod keys;
 mod server;
