@@ -107,13 +107,48 @@ impl fmt::Debug for BearerToken {
 pub struct AccessToken(Arc<Inner>);
 
 struct Inner {
-    subject: Option<String>,
-    client_id: Option<String>,
+    subject: Text,
+    client_id: Text,
     issuer: Option<Arc<str>>,
-    audiences: Vec<String>,
+    audiences: Audiences,
     scopes: ScopeSet,
     expires_at: Option<SystemTime>,
     claims: RawClaims,
+}
+
+/// Where a string member of the token lives.
+#[derive(Clone, Default)]
+pub(crate) enum Text {
+    #[default]
+    Absent,
+    Owned(Box<str>),
+    /// A string the JSON payload holds without escapes, at these byte offsets of [`RawClaims::Json`]:
+    /// no copy per verified token.
+    InClaims(Span),
+}
+
+/// Byte offsets of a string inside a JWT payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    /// The offsets of `inner` within `outer`, when `inner` is a slice of it.
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    pub(crate) fn of(outer: &[u8], inner: &str) -> Option<Self> {
+        let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
+        let end = start.checked_add(inner.len())?;
+        // Offsets computed from addresses are confirmed against the bytes themselves.
+        (outer.get(start..end)? == inner.as_bytes()).then_some(Self { start, end })
+    }
+}
+
+/// The token's audiences: listed by the validator, or read from the JWT payload on first use.
+enum Audiences {
+    Listed(Vec<String>),
+    InClaims(OnceLock<Vec<String>>),
 }
 
 /// The claims of a token: a JSON object, or (for JWTs) the verified payload, parsed on first use.
@@ -131,6 +166,29 @@ enum RawClaims {
 }
 
 impl RawClaims {
+    fn text<'a>(&'a self, text: &'a Text) -> Option<&'a str> {
+        match (text, self) {
+            (Text::Absent, _) => None,
+            (Text::Owned(text), _) => Some(text),
+            (Text::InClaims(span), Self::Json { json, .. }) => {
+                std::str::from_utf8(json.get(span.start..span.end)?).ok()
+            }
+            (Text::InClaims(_), Self::Value(_)) => None,
+        }
+    }
+
+    /// `aud` as the validator accepted it: one string, or an array of strings.
+    fn audiences(&self) -> Vec<String> {
+        match self.value().get("aud") {
+            Some(Value::String(aud)) => vec![aud.clone()],
+            Some(Value::Array(auds)) => auds
+                .iter()
+                .filter_map(|aud| aud.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn value(&self) -> &Value {
         match self {
             Self::Value(value) => value,
@@ -148,12 +206,12 @@ impl AccessToken {
 
     /// `sub`: the resource owner (or the client, for client-credentials tokens).
     pub fn subject(&self) -> Option<&str> {
-        self.0.subject.as_deref()
+        self.0.claims.text(&self.0.subject)
     }
 
     /// `client_id`: the OAuth client the token was issued to.
     pub fn client_id(&self) -> Option<&str> {
-        self.0.client_id.as_deref()
+        self.0.claims.text(&self.0.client_id)
     }
 
     /// `iss`: the issuer that minted the token, when known.
@@ -163,7 +221,10 @@ impl AccessToken {
 
     /// `aud`: the audiences the token was issued for.
     pub fn audiences(&self) -> &[String] {
-        &self.0.audiences
+        match &self.0.audiences {
+            Audiences::Listed(audiences) => audiences,
+            Audiences::InClaims(audiences) => audiences.get_or_init(|| self.0.claims.audiences()),
+        }
     }
 
     /// The granted scopes.
@@ -199,10 +260,10 @@ impl fmt::Debug for AccessToken {
             _ => Vec::new(),
         };
         f.debug_struct("AccessToken")
-            .field("subject", &self.0.subject)
-            .field("client_id", &self.0.client_id)
+            .field("subject", &self.subject())
+            .field("client_id", &self.client_id())
             .field("issuer", &self.0.issuer)
-            .field("audiences", &self.0.audiences)
+            .field("audiences", &self.audiences())
             .field("scopes", &self.0.scopes)
             .field("expires_at", &self.0.expires_at)
             .field("claim_names", &claim_names)
@@ -213,40 +274,31 @@ impl fmt::Debug for AccessToken {
 /// Builds an [`AccessToken`].
 #[derive(Default)]
 pub struct AccessTokenBuilder {
-    subject: Option<String>,
-    client_id: Option<String>,
+    subject: Text,
+    client_id: Text,
     issuer: Option<Arc<str>>,
     audiences: Vec<String>,
     scopes: Option<ScopeSet>,
     expires_at: Option<SystemTime>,
     claims: Map<String, Value>,
-    /// A validated JSON object payload, kept as bytes and parsed on first use (replaces `claims`).
-    claims_json: Option<Vec<u8>>,
 }
 
 impl AccessTokenBuilder {
     /// Sets `sub`.
     pub fn subject(mut self, subject: impl Into<String>) -> Self {
-        self.subject = Some(subject.into());
+        self.subject = Text::Owned(subject.into().into_boxed_str());
         self
     }
 
     /// Sets `client_id`.
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
+        self.client_id = Text::Owned(client_id.into().into_boxed_str());
         self
     }
 
     /// Sets `iss`.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(Arc::from(issuer.into()));
-        self
-    }
-
-    /// Sets `iss` from a shared string (a validator's configured issuer: no copy per token).
-    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
-    pub(crate) fn shared_issuer(mut self, issuer: Arc<str>) -> Self {
-        self.issuer = Some(issuer);
         self
     }
 
@@ -280,9 +332,6 @@ impl AccessTokenBuilder {
 
     /// Adds a claim to the raw claims.
     pub fn claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
-        if let Some(json) = self.claims_json.take() {
-            self.claims = crate::json::parse_object(&json).unwrap_or_default();
-        }
         self.claims.insert(name.into(), value.into());
         self
     }
@@ -290,16 +339,6 @@ impl AccessTokenBuilder {
     /// Replaces the raw claims with a JSON object.
     pub fn raw_claims(mut self, claims: Map<String, Value>) -> Self {
         self.claims = claims;
-        self.claims_json = None;
-        self
-    }
-
-    /// Replaces the raw claims with a JSON object given as bytes that the caller already checked to be a
-    /// strict JSON object ([`crate::json::parse_object`] accepts it); parsed on first use.
-    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
-    pub(crate) fn raw_claims_json(mut self, json: Vec<u8>) -> Self {
-        self.claims = Map::new();
-        self.claims_json = Some(json);
         self
     }
 
@@ -309,15 +348,48 @@ impl AccessTokenBuilder {
             subject: self.subject,
             client_id: self.client_id,
             issuer: self.issuer,
-            audiences: self.audiences,
+            audiences: Audiences::Listed(self.audiences),
             scopes: self.scopes.unwrap_or_default(),
             expires_at: self.expires_at,
-            claims: match self.claims_json {
-                Some(json) => RawClaims::Json {
-                    json,
-                    parsed: OnceLock::new(),
-                },
-                None => RawClaims::Value(Value::Object(self.claims)),
+            claims: RawClaims::Value(Value::Object(self.claims)),
+        }))
+    }
+}
+
+/// What a JWT validator read from a verified payload, to make an [`AccessToken`] of it without copying
+/// the strings the payload already holds.
+#[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+pub(crate) struct VerifiedPayload {
+    /// The payload: a JSON object checked as strictly as [`crate::json::parse_object`] checks.
+    pub(crate) json: Vec<u8>,
+    pub(crate) issuer: Arc<str>,
+    /// `Text::InClaims` spans are byte offsets into `json`.
+    pub(crate) subject: Text,
+    pub(crate) client_id: Text,
+    /// Whether `aud` is a string or an array of strings (read from `json` on first use).
+    pub(crate) has_audience: bool,
+    pub(crate) scopes: ScopeSet,
+    pub(crate) expires_at: SystemTime,
+}
+
+impl AccessToken {
+    /// The token a verified JWT payload stands for; the claims stay bytes until a handler asks for them.
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    pub(crate) fn from_verified_payload(payload: VerifiedPayload) -> Self {
+        Self(Arc::new(Inner {
+            subject: payload.subject,
+            client_id: payload.client_id,
+            issuer: Some(payload.issuer),
+            audiences: if payload.has_audience {
+                Audiences::InClaims(OnceLock::new())
+            } else {
+                Audiences::Listed(Vec::new())
+            },
+            scopes: payload.scopes,
+            expires_at: Some(payload.expires_at),
+            claims: RawClaims::Json {
+                json: payload.json,
+                parsed: OnceLock::new(),
             },
         }))
     }
@@ -345,6 +417,28 @@ mod tests {
         let debug = format!("{token:?}");
         assert!(debug.contains("secret_claim"));
         assert!(!debug.contains("hunter2"));
+    }
+
+    #[test]
+    fn fields_of_a_verified_payload_are_read_from_it() {
+        let json = br#"{"sub":"alice","aud":["a","b"],"azp":"c\"d"}"#.to_vec();
+        let text = std::str::from_utf8(&json).unwrap();
+        let sub = Span::of(&json, &text[8..13]).unwrap();
+        assert_eq!(Span::of(&json, "alice"), None, "not a slice of the payload");
+        let token = AccessToken::from_verified_payload(VerifiedPayload {
+            json: json.clone(),
+            issuer: Arc::from("https://issuer.example"),
+            subject: Text::InClaims(sub),
+            client_id: Text::Owned("c\"d".into()),
+            has_audience: true,
+            scopes: ScopeSet::parse_lenient("x"),
+            expires_at: SystemTime::UNIX_EPOCH,
+        });
+        assert_eq!(token.subject(), Some("alice"));
+        assert_eq!(token.client_id(), Some("c\"d"));
+        assert_eq!(token.audiences(), ["a", "b"]);
+        assert_eq!(token.claim("azp"), Some(&Value::from("c\"d")));
+        assert_eq!(token.issuer(), Some("https://issuer.example"));
     }
 
     #[test]

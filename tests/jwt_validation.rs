@@ -1047,3 +1047,41 @@ async fn standard_fields_are_populated() {
     assert_eq!(again.subject(), Some("alice"));
     assert_eq!(again.audiences(), [AUD, OTHER]);
 }
+
+#[tokio::test]
+async fn string_claims_read_back_whether_escaped_or_not() {
+    let fx = Fixture::new().await;
+    // Unescaped (borrowed from the payload, multi-byte UTF-8 included) and escaped (copied) strings.
+    let plain = fx
+        .accepts(&sign(
+            fx.token()
+                .subject("ålice ✓")
+                .audiences(&[AUD])
+                .remove_claim("client_id")
+                .claim("cid", json!("okta-client")),
+        ))
+        .await;
+    assert_eq!(plain.subject(), Some("ålice ✓"));
+    assert_eq!(plain.client_id(), Some("okta-client"));
+    assert_eq!(plain.audiences(), [AUD]);
+    let escaped = fx
+        .accepts(&sign(
+            fx.token()
+                .subject("al\"ice\\\n")
+                .remove_claim("client_id")
+                .claim("appid", json!("app\tid")),
+        ))
+        .await;
+    assert_eq!(escaped.subject(), Some("al\"ice\\\n"));
+    assert_eq!(escaped.client_id(), Some("app\tid"));
+    // A `sub` that is not a string is no subject; the raw claim is still there.
+    let numeric = fx.accepts(&sign(fx.token().claim("sub", json!(42)))).await;
+    assert_eq!(numeric.subject(), None);
+    assert_eq!(numeric.raw_claims()["sub"], json!(42));
+    // Debug shows the fields (never claim values beyond them).
+    let debug = format!("{plain:?}");
+    assert!(
+        debug.contains("ålice ✓") && debug.contains("okta-client"),
+        "{debug}"
+    );
+}

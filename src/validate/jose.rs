@@ -20,7 +20,7 @@ use crate::validate::jwks::MAX_KID_LEN;
 
 /// Decodes base64url (no padding) into `stack` when it fits, else into `heap`. `None` when not base64url.
 pub(crate) fn decode_b64<'b>(
-    input: &str,
+    input: &[u8],
     stack: &'b mut [u8],
     heap: &'b mut Vec<u8>,
 ) -> Option<&'b [u8]> {
@@ -569,11 +569,17 @@ impl<'de> Deserialize<'de> for Claims<'de> {
     }
 }
 
-/// A `kid` of at most [`MAX_KID_LEN`] bytes, held inline (no allocation per token).
-#[derive(Clone, Copy)]
-pub(crate) struct Kid {
-    len: u16,
-    bytes: [u8; MAX_KID_LEN],
+/// `kid`s up to this length (every provider's we know: 27 to 44 characters) are held inline.
+const INLINE_KID_LEN: usize = 64;
+
+/// A `kid` of at most [`MAX_KID_LEN`] bytes: inline when short (no allocation per token), else boxed.
+#[derive(Clone)]
+pub(crate) enum Kid {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_KID_LEN],
+    },
+    Boxed(Box<str>),
 }
 
 impl Kid {
@@ -583,17 +589,25 @@ impl Kid {
         if len > MAX_KID_LEN {
             return None;
         }
-        let mut bytes = [0u8; MAX_KID_LEN];
+        if len > INLINE_KID_LEN {
+            return Some(Self::Boxed(kid.into()));
+        }
+        let mut bytes = [0u8; INLINE_KID_LEN];
         bytes[..len].copy_from_slice(kid.as_bytes());
-        Some(Self {
-            len: len as u16,
+        Some(Self::Inline {
+            len: len as u8,
             bytes,
         })
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        // Built from a `&str` cut at its own length: always valid UTF-8.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+        match self {
+            // Built from a `&str` cut at its own length: always valid UTF-8.
+            Self::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or("")
+            }
+            Self::Boxed(kid) => kid,
+        }
     }
 }
 
@@ -716,21 +730,27 @@ mod tests {
     fn stack_or_heap_decoding() {
         let mut stack = [0u8; 4];
         let mut heap = Vec::new();
-        assert_eq!(decode_b64("YWJj", &mut stack, &mut heap), Some(&b"abc"[..]));
+        assert_eq!(
+            decode_b64(b"YWJj", &mut stack, &mut heap),
+            Some(&b"abc"[..])
+        );
         let mut heap = Vec::new();
         assert_eq!(
-            decode_b64("YWJjZGVmZ2g", &mut stack, &mut heap),
+            decode_b64(b"YWJjZGVmZ2g", &mut stack, &mut heap),
             Some(&b"abcdefgh"[..])
         );
         let mut heap = Vec::new();
-        assert_eq!(decode_b64("YWJj=", &mut stack, &mut heap), None);
-        assert_eq!(decode_b64("Y", &mut [0u8; 8], &mut Vec::new()), None);
+        assert_eq!(decode_b64(b"YWJj=", &mut stack, &mut heap), None);
+        assert_eq!(decode_b64(b"Y", &mut [0u8; 8], &mut Vec::new()), None);
     }
 
     #[test]
     fn kid_inline() {
         assert_eq!(Kid::new("abc").unwrap().as_str(), "abc");
-        assert!(Kid::new(&"k".repeat(MAX_KID_LEN)).is_some());
+        for len in [0, 1, INLINE_KID_LEN, INLINE_KID_LEN + 1, MAX_KID_LEN] {
+            let kid = "k".repeat(len);
+            assert_eq!(Kid::new(&kid).unwrap().as_str(), kid);
+        }
         assert!(Kid::new(&"k".repeat(MAX_KID_LEN + 1)).is_none());
     }
 }

@@ -124,7 +124,7 @@ impl PublicKey {
     }
 
     /// Does `signature_b64` (base64url, no padding) sign `message` under `alg`? No allocation.
-    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature_b64: &str) -> bool {
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature_b64: &[u8]) -> bool {
         let Some(key) = &self.parsed[alg as usize] else {
             return false;
         };
@@ -157,7 +157,10 @@ impl PublicKey {
     }
 
     /// Does `signature_b64` (base64url, no padding) sign `message` under `alg`?
-    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature_b64: &str) -> bool {
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature_b64: &[u8]) -> bool {
+        let Ok(signature_b64) = std::str::from_utf8(signature_b64) else {
+            return false;
+        };
         matches!(
             jsonwebtoken::crypto::verify(signature_b64, message, &self.key, alg.to_jsonwebtoken()),
             Ok(true)

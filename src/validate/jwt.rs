@@ -29,6 +29,7 @@
 //! # let _ = guard; Ok(()) }
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -48,7 +49,7 @@ use crate::json;
 use crate::json::parse_object;
 use crate::resource::check_url;
 use crate::scope::ScopeSet;
-use crate::token::{AccessToken, AccessTokenBuilder, BearerToken};
+use crate::token::{AccessToken, BearerToken, Span, Text, VerifiedPayload};
 use crate::validate::alg::{Algorithm, AlgorithmSet};
 use crate::validate::jose::{self, decode_b64, Audience, Claims, Date, Header, Kid, Member, Scp};
 use crate::validate::jwks::{
@@ -71,7 +72,8 @@ pub(crate) fn ensure_crypto_provider() {
 fn decode_object(part: &str) -> Result<Map<String, Value>, InvalidToken> {
     let mut stack = [0u8; PAYLOAD_STACK_BYTES];
     let mut heap = Vec::new();
-    let bytes = decode_b64(part, &mut stack, &mut heap).ok_or(InvalidToken::Malformed)?;
+    let bytes =
+        decode_b64(part.as_bytes(), &mut stack, &mut heap).ok_or(InvalidToken::Malformed)?;
     parse_object(bytes).ok_or(InvalidToken::Malformed)
 }
 
@@ -102,7 +104,7 @@ pub(crate) fn with_unverified_issuer<R>(
     };
     let mut stack = [0u8; PAYLOAD_STACK_BYTES];
     let mut heap = Vec::new();
-    let Some(bytes) = decode_b64(payload, &mut stack, &mut heap) else {
+    let Some(bytes) = decode_b64(payload.as_bytes(), &mut stack, &mut heap) else {
         return f(Err(InvalidToken::Malformed));
     };
     match jose::issuer_of(bytes) {
@@ -237,12 +239,18 @@ impl JwtValidator {
 
 impl Inner {
     /// Steps 1–3: everything but the signature.
-    fn check(&self, text: &str) -> Result<Checked, InvalidToken> {
-        let mut dots = text.match_indices('.').map(|(i, _)| i);
-        let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
+    fn check(&self, token: &[u8]) -> Result<Checked, InvalidToken> {
+        // Exactly two dots (`memchr`: many bytes at a time; serde_json already depends on it).
+        let Some(first) = memchr::memchr(b'.', token) else {
             return Err(InvalidToken::Malformed);
         };
-        let (header_b64, payload_b64) = (&text[..first], &text[first + 1..second]);
+        let Some(second) = memchr::memchr(b'.', &token[first + 1..]).map(|i| first + 1 + i) else {
+            return Err(InvalidToken::Malformed);
+        };
+        if memchr::memchr(b'.', &token[second + 1..]).is_some() {
+            return Err(InvalidToken::Malformed);
+        }
+        let (header_b64, payload_b64) = (&token[..first], &token[first + 1..second]);
         // (An empty signature is left to the algorithm check — `alg: none` is refused as such — and to the
         // signature check.)
         if header_b64.is_empty() || payload_b64.is_empty() {
@@ -309,15 +317,14 @@ impl Inner {
             }
         }
         let exp = json::clamp_date(exp);
+        let mut verified = self.access_token(&payload, &claims, exp);
+        verified.json = payload;
         Ok(Checked {
             alg,
             kid,
             signing_input_len: second,
             signature_start: second + 1,
-            access: self
-                .access_token(&claims, exp)
-                .raw_claims_json(payload)
-                .build(),
+            access: AccessToken::from_verified_payload(verified),
             exp,
         })
     }
@@ -342,11 +349,16 @@ impl Inner {
     }
 
     /// The access token a token with these claims stands for (used only once the signature is verified).
-    /// The raw claims are then the payload bytes, turned into JSON values only if a handler asks for them.
-    fn access_token(&self, claims: &Claims<'_>, exp: u64) -> AccessTokenBuilder {
-        let string = |member: &Member<'_>| match member {
-            Member::Str(s) => Some(s.to_string()),
-            _ => None,
+    /// Strings the payload holds without escapes are not copied: the token keeps the payload bytes and
+    /// their offsets, and turns the claims into JSON values only if a handler asks for them.
+    /// (`json` is left empty for the caller to move the payload in once `claims` no longer borrow it.)
+    fn access_token(&self, payload: &[u8], claims: &Claims<'_>, exp: u64) -> VerifiedPayload {
+        let text = |member: &Member<'_>| match member {
+            Member::Str(Cow::Borrowed(s)) => {
+                Span::of(payload, s).map_or_else(|| Text::Owned((*s).into()), Text::InClaims)
+            }
+            Member::Str(Cow::Owned(s)) => Text::Owned(s.as_str().into()),
+            _ => Text::Absent,
         };
         let scope = match &claims.scope {
             Member::Str(s) => &**s,
@@ -362,39 +374,29 @@ impl Inner {
             // The usual case: one space-separated `scope`, parsed straight into the set.
             _ => ScopeSet::parse_lenient(scope),
         };
-        let mut builder = AccessToken::builder()
-            .shared_issuer(self.issuer.clone())
-            .scope_set(scopes)
-            .expires_at(json::system_time(exp));
-        if let Some(sub) = string(&claims.sub) {
-            builder = builder.subject(sub);
-        }
         // RFC 9068 `client_id`; else what vendors use: `azp` (Auth0 default profile, Entra v2), `cid` (Okta),
         // `appid` (Entra v1).
-        if let Some(client) = string(&claims.client_id)
-            .or_else(|| string(&claims.azp))
-            .or_else(|| string(&claims.cid))
-            .or_else(|| string(&claims.appid))
-        {
-            builder = builder.client_id(client);
+        let client_id = [&claims.client_id, &claims.azp, &claims.cid, &claims.appid]
+            .into_iter()
+            .map(text)
+            .find(|found| !matches!(found, Text::Absent))
+            .unwrap_or_default();
+        VerifiedPayload {
+            json: Vec::new(),
+            issuer: self.issuer.clone(),
+            subject: text(&claims.sub),
+            client_id,
+            has_audience: matches!(claims.aud, Audience::One(_) | Audience::Many(_)),
+            scopes,
+            expires_at: json::system_time(exp),
         }
-        match &claims.aud {
-            Audience::One(aud) => builder = builder.audience(aud.to_string()),
-            Audience::Many(auds) => {
-                for aud in auds {
-                    builder = builder.audience(aud.to_string());
-                }
-            }
-            Audience::Absent | Audience::Invalid => {}
-        }
-        builder
     }
 
     /// Step 4 with a key set in hand. `Err(None)` means the key is not in this set.
     fn verify(
         &self,
         checked: &Checked,
-        text: &str,
+        token: &[u8],
         snapshot: &Snapshot,
     ) -> Result<(), Option<InvalidToken>> {
         let kid = checked.kid.as_ref().map(Kid::as_str);
@@ -406,8 +408,8 @@ impl Inner {
         };
         if key.key.verify(
             checked.alg,
-            &text.as_bytes()[..checked.signing_input_len],
-            &text[checked.signature_start..],
+            &token[..checked.signing_input_len],
+            &token[checked.signature_start..],
         ) {
             Ok(())
         } else {
@@ -439,11 +441,11 @@ impl Inner {
     fn try_verify(
         &self,
         checked: &Checked,
-        text: &str,
+        token: &[u8],
     ) -> Result<Result<(), InvalidToken>, Trigger> {
         let guard = self.keys.usable().ok_or(Trigger::NoKeys)?;
         let snapshot = guard.as_ref().ok_or(Trigger::NoKeys)?;
-        match self.verify(checked, text, snapshot) {
+        match self.verify(checked, token, snapshot) {
             Ok(()) => Ok(Ok(())),
             Err(Some(invalid)) => Ok(Err(invalid)),
             Err(None) => Err(Trigger::UnknownKid),
@@ -460,7 +462,7 @@ impl Inner {
     ) -> ValidationResult {
         let epoch = self.keys.removal_epoch();
         let generation = self.keys.generation();
-        let trigger = match self.try_verify(&checked, token.as_str()) {
+        let trigger = match self.try_verify(&checked, token.as_bytes()) {
             Ok(Ok(())) => return Ok(self.accept(checked, digest, epoch)),
             Ok(Err(invalid)) => return Err(invalid.into()),
             Err(trigger) => trigger,
@@ -480,7 +482,7 @@ impl Inner {
             Err(RefreshError::Failed(reason)) => return Err(ValidationError::unavailable(reason)),
         }
         let epoch = self.keys.removal_epoch();
-        match self.try_verify(&checked, token.as_str()) {
+        match self.try_verify(&checked, token.as_bytes()) {
             Ok(Ok(())) => Ok(self.accept(checked, digest, epoch)),
             Ok(Err(invalid)) => Err(invalid.into()),
             Err(Trigger::UnknownKid) => {
@@ -509,14 +511,14 @@ impl TokenValidator for JwtValidator {
                 }
             }
         }
-        let text = token.as_str();
-        let checked = match inner.check(text) {
+        let bytes = token.as_bytes();
+        let checked = match inner.check(bytes) {
             Ok(checked) => checked,
             Err(invalid) => return Validation::ready(Err(invalid.into())),
         };
         if let Some(guard) = inner.keys.usable() {
             if let Some(snapshot) = guard.as_ref() {
-                match inner.verify(&checked, text, snapshot) {
+                match inner.verify(&checked, bytes, snapshot) {
                     Ok(()) => return Validation::ready(Ok(inner.accept(checked, digest, epoch))),
                     Err(Some(invalid)) => return Validation::ready(Err(invalid.into())),
                     Err(None) => {

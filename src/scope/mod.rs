@@ -30,6 +30,9 @@ use http::Method;
 
 use crate::error::BuildError;
 
+mod set;
+pub use set::ScopeSet;
+
 /// The scope MCP 2026-07-28 §10 says must never be advertised in a challenge or in `scopes_supported`.
 pub(crate) const OFFLINE_ACCESS: &str = "offline_access";
 
@@ -39,124 +42,6 @@ pub fn is_valid_scope(scope: &str) -> bool {
         && scope
             .bytes()
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
-}
-
-/// A set of scopes, parsed once, sorted and de-duplicated. Comparison is case-sensitive.
-///
-/// Cloning is cheap (reference counted).
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct ScopeSet(Arc<[Box<str>]>);
-
-impl ScopeSet {
-    /// The empty set.
-    pub fn empty() -> Self {
-        Self::default()
-    }
-
-    /// Parses a space-delimited scope string strictly: every token must be a valid scope.
-    ///
-    /// ```
-    /// # use bearer_guard::scope::ScopeSet;
-    /// let scopes = ScopeSet::parse("b a  a").unwrap();
-    /// assert_eq!(scopes.iter().collect::<Vec<_>>(), ["a", "b"]);
-    /// assert!(ScopeSet::parse("caf\u{e9}").is_err());
-    /// ```
-    pub fn parse(scopes: &str) -> Result<Self, BuildError> {
-        Self::try_from_iter(scopes.split(' ').filter(|s| !s.is_empty()))
-    }
-
-    /// Parses a space-delimited scope string from a token, dropping (instead of refusing) invalid entries.
-    ///
-    /// Dropping can only ever remove a *granted* scope, so it fails closed.
-    pub fn parse_lenient(scopes: &str) -> Self {
-        Self::from_valid(
-            scopes
-                .split(' ')
-                .filter(|s| is_valid_scope(s))
-                .map(Box::<str>::from),
-        )
-    }
-
-    /// Builds a set from individual scopes, refusing invalid ones.
-    pub fn try_from_iter<I, S>(scopes: I) -> Result<Self, BuildError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let mut out = Vec::new();
-        for scope in scopes {
-            let scope = scope.as_ref();
-            if !is_valid_scope(scope) {
-                return Err(BuildError::InvalidScope(scope.escape_default().to_string()));
-            }
-            out.push(Box::<str>::from(scope));
-        }
-        Ok(Self::from_valid(out))
-    }
-
-    /// Builds a set from individual scopes, dropping invalid ones (fails closed for granted scopes).
-    pub fn from_iter_lenient<I, S>(scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        Self::from_valid(
-            scopes
-                .into_iter()
-                .filter(|s| is_valid_scope(s.as_ref()))
-                .map(|s| Box::<str>::from(s.as_ref())),
-        )
-    }
-
-    fn from_valid(scopes: impl IntoIterator<Item = Box<str>>) -> Self {
-        let mut scopes: Vec<Box<str>> = scopes.into_iter().collect();
-        scopes.sort_unstable();
-        scopes.dedup();
-        Self(scopes.into())
-    }
-
-    /// Does the set contain exactly this scope (case-sensitive)?
-    pub fn contains(&self, scope: &str) -> bool {
-        self.0.binary_search_by(|s| (**s).cmp(scope)).is_ok()
-    }
-
-    /// The scopes, in sorted order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.0.iter().map(|s| &**s)
-    }
-
-    /// Number of scopes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Is the set empty?
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The scopes joined by single spaces (the wire form of a `scope` claim or parameter).
-    pub fn to_scope_string(&self) -> String {
-        self.iter().collect::<Vec<_>>().join(" ")
-    }
-}
-
-impl fmt::Debug for ScopeSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter()).finish()
-    }
-}
-
-impl fmt::Display for ScopeSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, scope) in self.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            f.write_str(scope)?;
-        }
-        Ok(())
-    }
 }
 
 /// For each narrow scope, every broader scope that implies it.
@@ -554,20 +439,6 @@ mod tests {
         assert!(!is_valid_scope("a\\b"));
         assert!(!is_valid_scope("caf\u{e9}"));
         assert!(!is_valid_scope("a\tb"));
-    }
-
-    #[test]
-    fn scope_set_is_case_sensitive_sorted_deduplicated() {
-        let set = ScopeSet::parse("Read read  write read").unwrap();
-        assert_eq!(set.iter().collect::<Vec<_>>(), ["Read", "read", "write"]);
-        assert!(set.contains("read"));
-        assert!(!set.contains("READ"));
-        assert_eq!(set.to_string(), "Read read write");
-        assert!(ScopeSet::parse("ok bad\"").is_err());
-        assert_eq!(
-            ScopeSet::parse_lenient("ok bad\" fine").to_scope_string(),
-            "fine ok"
-        );
     }
 
     #[test]
