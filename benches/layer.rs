@@ -4,6 +4,7 @@
 //! - `layer/unguarded`: the baseline (the inner service alone, same request, same polling).
 //! - `layer/jwt_cache_hit`: a JWT (RS256) already in the verified-token cache.
 //! - `layer/first_match_cache_hit`: the same behind `FirstMatch` (which asks `is_responsible_for` first).
+//! - `layer/multi_issuer_cache_hit`: the same behind a `MultiIssuer` of two issuers.
 //! - `layer/jwt_cache_miss`: the same token, cache TTL 0 (every request hashes, looks up, verifies).
 //! - `layer/static_token`: a `StaticValidator` token.
 //! - `layer/reject_no_token`, `layer/reject_malformed` (`Bearer a,b`), `layer/reject_bad_signature`
@@ -142,15 +143,19 @@ fn scenarios(issuer: &DevIssuer) -> Vec<Scenario> {
     let hit = guarded(cached.clone());
     // A JWT validator behind `FirstMatch` (ahead of, say, introspection) is asked first whether the token
     // is one of its issuer's: the unverified `iss` is read on every request.
-    let chain = guarded(bearer_guard::FirstMatch::new().then(cached));
-    let other_issuer = {
-        // Same keys, another issuer name in the token: refused on `iss`, before the signature.
-        let rt = common::runtime();
-        let other = rt
-            .block_on(DevIssuer::builder().keys(&[KeyAlg::Rs256]).start())
-            .unwrap();
-        token(&other, &kid(KeyAlg::Rs256), None)
-    };
+    let chain = guarded(bearer_guard::FirstMatch::new().then(cached.clone()));
+    let rt = common::runtime();
+    let other = rt
+        .block_on(DevIssuer::builder().keys(&[KeyAlg::Rs256]).start())
+        .unwrap();
+    // Same keys, another issuer name in the token: refused on `iss`, before the signature.
+    let other_issuer = token(&other, &kid(KeyAlg::Rs256), None);
+    // Two trusted issuers, the token's among them.
+    let multi = guarded(
+        bearer_guard::MultiIssuer::new()
+            .issuer(common::validator(&other, &other.public_jwks(), true))
+            .issuer(cached),
+    );
     let unguarded = {
         let service = inner();
         move |request| {
@@ -179,6 +184,12 @@ fn scenarios(issuer: &DevIssuer) -> Vec<Scenario> {
         Scenario {
             name: "first_match_cache_hit",
             call: Box::new(chain),
+            header: bearer(&rs256),
+            status: 200,
+        },
+        Scenario {
+            name: "multi_issuer_cache_hit",
+            call: Box::new(multi),
             header: bearer(&rs256),
             status: 200,
         },

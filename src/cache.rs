@@ -77,6 +77,11 @@ impl<V: Clone> TokenCache<V> {
         }
     }
 
+    /// Is there a live entry for `digest`?
+    pub(crate) fn contains(&self, digest: &[u8; 32], now_ms: u64, epoch: u64) -> bool {
+        self.get(digest, now_ms, epoch).is_some()
+    }
+
     /// Stores a value that is good until `exp` (Unix seconds), and never longer than the cache's TTL.
     pub(crate) fn insert(&self, digest: [u8; 32], value: V, exp: u64, now_ms: u64, epoch: u64) {
         self.insert_for(digest, value, exp, self.ttl, now_ms, epoch);

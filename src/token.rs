@@ -20,12 +20,19 @@ use crate::scope::ScopeSet;
 pub struct BearerToken {
     header: HeaderValue,
     start: usize,
+    /// SHA-256 of the token, computed on first use: validators tried one after the other (`FirstMatch`)
+    /// and their caches share one hash of the request's token.
+    digest: OnceLock<[u8; 32]>,
 }
 
 impl BearerToken {
     /// Wraps a header value whose bytes from `start` on are a checked `b64token`.
     pub(crate) fn from_header(header: HeaderValue, start: usize) -> Self {
-        Self { header, start }
+        Self {
+            header,
+            start,
+            digest: OnceLock::new(),
+        }
     }
 
     /// Builds a token from a string, checking `b64token` syntax (for tests and non-HTTP callers).
@@ -41,7 +48,7 @@ impl BearerToken {
         }
         let mut header = HeaderValue::from_str(token).ok()?;
         header.set_sensitive(true);
-        Some(Self { header, start: 0 })
+        Some(Self::from_header(header, 0))
     }
 
     /// The token text. Handle with care: never log it.
@@ -68,9 +75,11 @@ impl BearerToken {
         self.len() == 0
     }
 
-    /// SHA-256 of the token: the key caches use instead of the token itself.
+    /// SHA-256 of the token: the key caches use instead of the token itself. Computed once per token.
     pub fn sha256(&self) -> [u8; 32] {
-        Sha256::digest(self.as_bytes()).into()
+        *self
+            .digest
+            .get_or_init(|| Sha256::digest(self.as_bytes()).into())
     }
 }
 

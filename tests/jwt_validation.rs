@@ -1085,3 +1085,41 @@ async fn string_claims_read_back_whether_escaped_or_not() {
         "{debug}"
     );
 }
+
+/// `MultiIssuer` and `FirstMatch` route a token already verified straight to the validator that cached it
+/// (no payload decoding); a token of the other issuer, or an uncached forgery, is still routed by `iss`.
+#[tokio::test]
+async fn cached_tokens_are_routed_to_the_validator_that_verified_them() {
+    use bearer_guard::{FirstMatch, MultiIssuer};
+    let a = start(DevIssuer::builder()).await;
+    let b = start(DevIssuer::builder()).await;
+    let (va, vb) = (
+        validator_for(&a, |v| v).await,
+        validator_for(&b, |v| v).await,
+    );
+    let multi = MultiIssuer::new().issuer(va.clone()).issuer(vb.clone());
+    let chain = FirstMatch::new().then(vb.clone()).then(va.clone());
+    let token_a = sign(a.token().audience(AUD));
+    let token_b = sign(b.token().audience(AUD));
+    for round in 0..2 {
+        let both: [std::sync::Arc<dyn TokenValidator>; 2] = [
+            std::sync::Arc::new(multi.clone()),
+            std::sync::Arc::new(chain.clone()),
+        ];
+        for validator in both {
+            let access = assert_accepts(&validator, &token_a).await;
+            assert_eq!(access.issuer(), Some(a.issuer()), "round {round}");
+            let access = assert_accepts(&validator, &token_b).await;
+            assert_eq!(access.issuer(), Some(b.issuer()), "round {round}");
+        }
+    }
+    assert_eq!((va.cached_tokens(), vb.cached_tokens()), (1, 1));
+    // A's token with B's signature: routed to A by `iss` (not cached anywhere), refused there.
+    let forged = format!(
+        "{}.{}",
+        token_a.rsplit_once('.').unwrap().0,
+        token_b.rsplit_once('.').unwrap().1
+    );
+    assert_rejects(&multi, &forged, InvalidToken::BadSignature).await;
+    assert_rejects(&chain, &forged, InvalidToken::BadSignature).await;
+}

@@ -13,13 +13,13 @@
 //! opaque) and prints `curl` commands. With `--issuer` the same binary guards against a real IdP, and
 //! real MCP clients (TypeScript, Python, rmcp) run the whole OAuth flow against it (see tests/interop).
 
+mod app;
 mod notes;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use bearer_guard::mcp::McpScopes;
 use bearer_guard::scope::{Requirement, ScopeHierarchy};
 use bearer_guard::testkit::DevIssuer;
@@ -27,8 +27,6 @@ use bearer_guard::validate::IntrospectionValidatorBuilder;
 use bearer_guard::{
     BearerAuthLayer, ClientAuth, FirstMatch, IntrospectionValidator, JwtValidator, TokenValidator,
 };
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 const HELP: &str = "\
 bearer-guard demo: an MCP server (rmcp, streamable HTTP) guarded by BearerAuthLayer.
@@ -259,25 +257,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .fallback(Requirement::all_of(&baseline)),
     )?;
 
-    let notes = Arc::new(Mutex::new(Vec::new()));
-    let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts([
-            resource_host(&resource),
-            addr.to_string(),
-            addr.ip().to_string(),
-        ])
-        .with_sse_keep_alive(Some(Duration::from_secs(15)))
-        // Stateless: every request stands alone (as MCP 2026-07-28 has it), so plain curl calls work too.
-        .with_legacy_session_mode(false)
-        .with_json_response(true);
-    let mcp = StreamableHttpService::new(
-        move || Ok(notes::Notes::new(notes.clone())),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    let path = endpoint_path(&resource);
-    let app = Router::new()
-        .route_service(&path, mcp)
+    let app = app::mcp_router(&endpoint_path(&resource), resource_host(&resource), addr)
         .layer(per_tool)
         .layer(guard.clone());
 

@@ -231,6 +231,14 @@ impl JwtValidator {
         self.inner.keys.fetch_count()
     }
 
+    /// Is this very token in the verified-token cache (verified by this validator, still good)?
+    pub(crate) fn is_cached(&self, token: &BearerToken) -> bool {
+        let inner = &self.inner;
+        inner.cache.as_ref().is_some_and(|cache| {
+            cache.contains(&token.sha256(), unix_now_ms(), inner.keys.removal_epoch())
+        })
+    }
+
     /// Number of tokens in the verified-token cache.
     pub fn cached_tokens(&self) -> usize {
         self.inner.cache.as_ref().map_or(0, TokenCache::len)
@@ -541,9 +549,12 @@ impl TokenValidator for JwtValidator {
         let _ = self.inner.bound_audience.set(resource.to_owned());
     }
 
-    /// Responsible for JWTs whose (unverified) `iss` is this issuer.
+    /// Responsible for JWTs whose (unverified) `iss` is this issuer. A token in the verified-token cache
+    /// was verified as this issuer's, so the payload is not decoded for it (the token's hash is computed
+    /// once and used again by `validate`).
     fn is_responsible_for(&self, token: &BearerToken) -> bool {
-        with_unverified_issuer(token.as_str(), |iss| iss == Ok(&*self.inner.issuer))
+        self.is_cached(token)
+            || with_unverified_issuer(token.as_str(), |iss| iss == Ok(&*self.inner.issuer))
     }
 }
 

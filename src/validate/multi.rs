@@ -25,6 +25,10 @@ use crate::token::BearerToken;
 use crate::validate::jwt::{with_unverified_issuer, JwtValidator};
 use crate::validate::{TokenValidator, Validation};
 
+/// With up to this many issuers, a token is first looked for in each validator's verified-token cache (its
+/// SHA-256 is computed once): a token seen before then costs no payload decoding to route.
+const CACHE_PROBE_MAX_ISSUERS: usize = 8;
+
 /// Routes each token to the validator of its issuer.
 #[derive(Clone, Default)]
 pub struct MultiIssuer {
@@ -49,6 +53,15 @@ impl MultiIssuer {
         self.validators.keys().map(String::as_str)
     }
 
+    /// The validator that verified this very token before (a verified token names its issuer), if it is
+    /// still in that validator's cache.
+    fn validator_with_cached(&self, token: &BearerToken) -> Option<&JwtValidator> {
+        if self.validators.len() > CACHE_PROBE_MAX_ISSUERS {
+            return None;
+        }
+        self.validators.values().find(|v| v.is_cached(token))
+    }
+
     /// The validator of `issuer`.
     pub fn get(&self, issuer: &str) -> Option<&JwtValidator> {
         self.validators.get(issuer)
@@ -63,6 +76,9 @@ impl fmt::Debug for MultiIssuer {
 
 impl TokenValidator for MultiIssuer {
     fn validate(&self, token: &BearerToken) -> Validation {
+        if let Some(validator) = self.validator_with_cached(token) {
+            return validator.validate(token);
+        }
         with_unverified_issuer(token.as_str(), |issuer| match issuer {
             Ok(issuer) => match self.validators.get(issuer) {
                 Some(validator) => validator.validate(token),
@@ -80,8 +96,9 @@ impl TokenValidator for MultiIssuer {
 
     /// Responsible for JWTs whose `iss` is one of the trusted issuers.
     fn is_responsible_for(&self, token: &BearerToken) -> bool {
-        with_unverified_issuer(token.as_str(), |iss| {
-            iss.is_ok_and(|iss| self.validators.contains_key(iss))
-        })
+        self.validator_with_cached(token).is_some()
+            || with_unverified_issuer(token.as_str(), |iss| {
+                iss.is_ok_and(|iss| self.validators.contains_key(iss))
+            })
     }
 }
