@@ -1123,3 +1123,34 @@ async fn cached_tokens_are_routed_to_the_validator_that_verified_them() {
     assert_rejects(&multi, &forged, InvalidToken::BadSignature).await;
     assert_rejects(&chain, &forged, InvalidToken::BadSignature).await;
 }
+
+/// The validator remembers the header of the last verified token (most tokens of an issuer share one) and
+/// skips parsing it again; a header differing in any byte is checked in full, and the payload and the
+/// signature are always checked.
+#[tokio::test]
+async fn a_remembered_header_excuses_nothing_else() {
+    let fx = Fixture::new().await;
+    let good = fx.good();
+    fx.accepts(&good).await;
+    // Same header bytes: payload and signature still checked.
+    let tampered = fx.token().sign_with_tampered_payload().unwrap();
+    assert_eq!(tampered.split('.').next(), good.split('.').next());
+    fx.rejects(&tampered, InvalidToken::BadSignature).await;
+    let expired = sign(fx.token().expires_in(-3600));
+    assert_eq!(expired.split('.').next(), good.split('.').next());
+    fx.rejects(&expired, InvalidToken::Expired).await;
+    // Another header: checked in full, whatever was remembered.
+    fx.rejects(&sign(fx.token().typ(Some("JWT"))), InvalidToken::WrongType)
+        .await;
+    fx.rejects(
+        &sign(fx.token().header_param("crit", json!(["exp"]))),
+        InvalidToken::UnsupportedCritical,
+    )
+    .await;
+    fx.rejects(
+        &sign(fx.token().header_alg("HS256")),
+        InvalidToken::DisallowedAlgorithm,
+    )
+    .await;
+    fx.accepts(&good).await;
+}

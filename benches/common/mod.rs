@@ -204,7 +204,7 @@ pub fn paired_ratio(a: impl Fn() -> bool, b: impl Fn() -> bool) -> f64 {
     // `BENCH_NO_PAIRED=1` skips them (e.g. when profiling one bench with `--profile-time`).
     let rounds = match (benching(), std::env::var_os("BENCH_NO_PAIRED").is_some()) {
         (_, true) => return f64::NAN,
-        (true, false) => 41,
+        (true, false) => 201,
         (false, false) => 3,
     };
     let start = Instant::now();

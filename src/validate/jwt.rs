@@ -34,6 +34,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 #[cfg(test)]
@@ -124,6 +125,8 @@ pub(crate) fn unverified_issuer(token: &str) -> Result<String, InvalidToken> {
 struct Checked {
     alg: Algorithm,
     kid: Option<Kid>,
+    /// Length of the base64url header (the token's first part).
+    header_len: usize,
     /// `header.payload`, what the signature covers.
     signing_input_len: usize,
     signature_start: usize,
@@ -150,6 +153,8 @@ struct Inner {
     scp_claim: bool,
     keys: Arc<KeyStore>,
     cache: Option<TokenCache>,
+    /// The header of the last verified token, checked (see [`Inner::remember_header`]).
+    header_memo: ArcSwapOption<HeaderMemo>,
     /// The background key refresher; started at build inside a Tokio runtime, else on first use.
     refresher: OnceLock<tokio::task::AbortHandle>,
 }
@@ -160,6 +165,14 @@ impl Drop for Inner {
             task.abort();
         }
     }
+}
+
+/// A JOSE header that passed [`Inner::check_header`], and what it said. The checks depend only on the
+/// header's bytes and the validator's configuration, so the same bytes always give the same answer.
+struct HeaderMemo {
+    b64: Box<[u8]>,
+    alg: Algorithm,
+    kid: Option<Kid>,
 }
 
 /// Validates RFC 9068 JWT access tokens of one issuer. Cloning is cheap (shared state).
@@ -265,37 +278,9 @@ impl Inner {
             return Err(InvalidToken::Malformed);
         }
 
-        let mut header_stack = [0u8; HEADER_STACK_BYTES];
-        let mut header_heap = Vec::new();
-        let header_bytes = decode_b64(header_b64, &mut header_stack, &mut header_heap)
-            .ok_or(InvalidToken::Malformed)?;
-        let header = Header::parse(header_bytes).ok_or(InvalidToken::Malformed)?;
-        let alg = match &header.alg {
-            Member::Str(name) => Algorithm::from_name(name)
-                .filter(|alg| self.algorithms.contains(*alg))
-                .ok_or(InvalidToken::DisallowedAlgorithm)?,
-            _ => return Err(InvalidToken::Malformed),
-        };
-        if header.crit {
-            // No JWS extension is understood here, so any `crit` makes the token invalid (RFC 7515 §4.1.11).
-            return Err(InvalidToken::UnsupportedCritical);
-        }
-        match &header.typ {
-            Member::Str(typ) => {
-                let is = |name: &str| typ.eq_ignore_ascii_case(name);
-                let access_token = is("at+jwt") || is("application/at+jwt");
-                let plain_jwt = is("jwt") || is("application/jwt");
-                if !(access_token || (plain_jwt && self.typ == TypPolicy::AlsoJwt)) {
-                    return Err(InvalidToken::WrongType);
-                }
-            }
-            Member::Absent if self.typ == TypPolicy::AlsoJwt => {}
-            _ => return Err(InvalidToken::WrongType),
-        }
-        let kid = match &header.kid {
-            Member::Absent => None,
-            Member::Str(kid) => Some(Kid::new(kid).ok_or(InvalidToken::Malformed)?),
-            Member::Other => return Err(InvalidToken::Malformed),
+        let (alg, kid) = match self.header_memo.load().as_deref() {
+            Some(memo) if *memo.b64 == *header_b64 => (memo.alg, memo.kid.clone()),
+            _ => self.check_header(header_b64)?,
         };
 
         // Decoded straight into the buffer an accepted token keeps as its raw claims (one allocation).
@@ -330,11 +315,49 @@ impl Inner {
         Ok(Checked {
             alg,
             kid,
+            header_len: first,
             signing_input_len: second,
             signature_start: second + 1,
             access: AccessToken::from_verified_payload(verified),
             exp,
         })
+    }
+
+    /// Step 2, the JOSE header: the algorithm (allowed, and not `none`), no `crit`, the `typ`, the `kid`.
+    fn check_header(&self, header_b64: &[u8]) -> Result<(Algorithm, Option<Kid>), InvalidToken> {
+        let mut header_stack = [0u8; HEADER_STACK_BYTES];
+        let mut header_heap = Vec::new();
+        let header_bytes = decode_b64(header_b64, &mut header_stack, &mut header_heap)
+            .ok_or(InvalidToken::Malformed)?;
+        let header = Header::parse(header_bytes).ok_or(InvalidToken::Malformed)?;
+        let alg = match &header.alg {
+            Member::Str(name) => Algorithm::from_name(name)
+                .filter(|alg| self.algorithms.contains(*alg))
+                .ok_or(InvalidToken::DisallowedAlgorithm)?,
+            _ => return Err(InvalidToken::Malformed),
+        };
+        if header.crit {
+            // No JWS extension is understood here, so any `crit` makes the token invalid (RFC 7515 §4.1.11).
+            return Err(InvalidToken::UnsupportedCritical);
+        }
+        match &header.typ {
+            Member::Str(typ) => {
+                let is = |name: &str| typ.eq_ignore_ascii_case(name);
+                let access_token = is("at+jwt") || is("application/at+jwt");
+                let plain_jwt = is("jwt") || is("application/jwt");
+                if !(access_token || (plain_jwt && self.typ == TypPolicy::AlsoJwt)) {
+                    return Err(InvalidToken::WrongType);
+                }
+            }
+            Member::Absent if self.typ == TypPolicy::AlsoJwt => {}
+            _ => return Err(InvalidToken::WrongType),
+        }
+        let kid = match &header.kid {
+            Member::Absent => None,
+            Member::Str(kid) => Some(Kid::new(kid).ok_or(InvalidToken::Malformed)?),
+            Member::Other => return Err(InvalidToken::Malformed),
+        };
+        Ok((alg, kid))
     }
 
     fn check_audience(&self, aud: &Audience<'_>) -> Result<(), InvalidToken> {
@@ -425,13 +448,42 @@ impl Inner {
         }
     }
 
-    /// The validated token (its signature verified), cached.
-    fn accept(&self, checked: Checked, digest: Option<[u8; 32]>, epoch: u64) -> AccessToken {
+    /// The validated token (its signature verified), cached; its header remembered.
+    fn accept(
+        &self,
+        checked: Checked,
+        token: &[u8],
+        digest: Option<[u8; 32]>,
+        epoch: u64,
+    ) -> AccessToken {
+        self.remember_header(&checked, token);
         let Checked { access, exp, .. } = checked;
         if let (Some(cache), Some(digest)) = (&self.cache, digest) {
             cache.insert(digest, access.clone(), exp, unix_now_ms(), epoch);
         }
         access
+    }
+
+    /// Keeps the header of a verified token, so that the next token with the very same header (most tokens
+    /// of an issuer share one) skips decoding and parsing it. Only verified tokens are remembered: junk
+    /// cannot make the memo churn.
+    fn remember_header(&self, checked: &Checked, token: &[u8]) {
+        let Some(header_b64) = token.get(..checked.header_len) else {
+            return;
+        };
+        let current = self.header_memo.load();
+        if current
+            .as_deref()
+            .is_some_and(|memo| *memo.b64 == *header_b64)
+        {
+            return;
+        }
+        drop(current);
+        self.header_memo.store(Some(Arc::new(HeaderMemo {
+            b64: header_b64.into(),
+            alg: checked.alg,
+            kid: checked.kid.clone(),
+        })));
     }
 
     /// Starts the background refresher if it is not running (the validator was built outside a runtime).
@@ -471,7 +523,7 @@ impl Inner {
         let epoch = self.keys.removal_epoch();
         let generation = self.keys.generation();
         let trigger = match self.try_verify(&checked, token.as_bytes()) {
-            Ok(Ok(())) => return Ok(self.accept(checked, digest, epoch)),
+            Ok(Ok(())) => return Ok(self.accept(checked, token.as_bytes(), digest, epoch)),
             Ok(Err(invalid)) => return Err(invalid.into()),
             Err(trigger) => trigger,
         };
@@ -491,7 +543,7 @@ impl Inner {
         }
         let epoch = self.keys.removal_epoch();
         match self.try_verify(&checked, token.as_bytes()) {
-            Ok(Ok(())) => Ok(self.accept(checked, digest, epoch)),
+            Ok(Ok(())) => Ok(self.accept(checked, token.as_bytes(), digest, epoch)),
             Ok(Err(invalid)) => Err(invalid.into()),
             Err(Trigger::UnknownKid) => {
                 // Fetched and still no such key: remember the kid so tokens naming it are refused at once.
@@ -527,7 +579,9 @@ impl TokenValidator for JwtValidator {
         if let Some(guard) = inner.keys.usable() {
             if let Some(snapshot) = guard.as_ref() {
                 match inner.verify(&checked, bytes, snapshot) {
-                    Ok(()) => return Validation::ready(Ok(inner.accept(checked, digest, epoch))),
+                    Ok(()) => {
+                        return Validation::ready(Ok(inner.accept(checked, bytes, digest, epoch)))
+                    }
                     Err(Some(invalid)) => return Validation::ready(Err(invalid.into())),
                     Err(None) => {
                         // An unknown kid that may not trigger a refetch now is refused without a future.
@@ -746,6 +800,7 @@ impl JwtValidatorBuilder {
                 cache: self
                     .cache
                     .map(|(capacity, ttl)| TokenCache::new(capacity, ttl)),
+                header_memo: ArcSwapOption::empty(),
                 refresher,
             }),
         })
