@@ -78,6 +78,7 @@ impl<V: Clone> TokenCache<V> {
     }
 
     /// Is there a live entry for `digest`?
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
     pub(crate) fn contains(&self, digest: &[u8; 32], now_ms: u64, epoch: u64) -> bool {
         self.get(digest, now_ms, epoch).is_some()
     }

@@ -133,6 +133,7 @@ pub(crate) enum Text {
     Owned(Box<str>),
     /// A string the JSON payload holds without escapes, at these byte offsets of [`RawClaims::Json`]:
     /// no copy per verified token.
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
     InClaims(Span),
 }
 
