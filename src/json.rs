@@ -93,7 +93,6 @@ pub(crate) fn audience_matches(
 }
 
 /// The `aud` member as a list of strings.
-#[cfg_attr(not(feature = "introspection"), allow(dead_code))]
 pub(crate) fn audiences(object: &Map<String, Value>) -> Vec<String> {
     match object.get("aud") {
         Some(Value::String(a)) => vec![a.clone()],

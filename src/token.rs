@@ -189,12 +189,8 @@ impl RawClaims {
 
     /// `aud` as the validator accepted it: one string, or an array of strings.
     fn audiences(&self) -> Vec<String> {
-        match self.value().get("aud") {
-            Some(Value::String(aud)) => vec![aud.clone()],
-            Some(Value::Array(auds)) => auds
-                .iter()
-                .filter_map(|aud| aud.as_str().map(str::to_owned))
-                .collect(),
+        match self.value() {
+            Value::Object(claims) => crate::json::audiences(claims),
             _ => Vec::new(),
         }
     }
