@@ -14,18 +14,21 @@
 //!
 //! Every wait is bounded; nothing asserts how fast anything is.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::routing::get;
 use axum::Router;
-use bearer_guard::testkit::{Behavior, DevIssuer, Endpoint, KeyAlg, TokenBuilder};
+use bearer_guard::testkit::{Behavior, DevIssuer, Endpoint, KeyAlg};
 use bearer_guard::validate::IntrospectionValidatorBuilder;
 use bearer_guard::{
-    AccessToken, BearerAuthLayer, BearerToken, ClientAuth, FirstMatch, IntrospectionValidator,
-    InvalidToken, JwtValidator, MultiIssuer, StaticToken, StaticValidator, TokenValidator,
-    Unavailable, ValidationError,
+    AccessToken, BearerAuthLayer, ClientAuth, FirstMatch, IntrospectionValidator, InvalidToken,
+    JwtValidator, MultiIssuer, StaticToken, StaticValidator, TokenValidator, Unavailable,
+    ValidationError,
 };
+use common::validators::{assert_accepts, assert_rejects, bearer, sign, validate};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -80,39 +83,6 @@ fn static_validator() -> StaticValidator {
         .token(STATIC_TOKEN, StaticToken::new("ci-bot").scopes(["deploy"]))
         .build()
         .expect("static validator builds")
-}
-
-fn bearer(token: &str) -> BearerToken {
-    BearerToken::new(token).expect("the test token has b64token syntax")
-}
-
-async fn validate(
-    validator: &impl TokenValidator,
-    token: &str,
-) -> Result<AccessToken, ValidationError> {
-    timeout(WAIT, validator.validate(&bearer(token)))
-        .await
-        .unwrap_or_else(|_| panic!("validation did not finish within {WAIT:?}"))
-}
-
-async fn assert_accepts(validator: &impl TokenValidator, token: &str) -> AccessToken {
-    match validate(validator, token).await {
-        Ok(access) => access,
-        Err(error) => panic!("expected the token to be accepted, got {error:?}"),
-    }
-}
-
-async fn assert_rejects(validator: &impl TokenValidator, token: &str, expected: InvalidToken) {
-    match validate(validator, token).await {
-        Err(ValidationError::InvalidToken(got)) => {
-            assert_eq!(got, expected, "wrong rejection reason")
-        }
-        other => panic!("expected InvalidToken::{expected:?}, got {other:?}"),
-    }
-}
-
-fn sign(builder: TokenBuilder) -> String {
-    builder.sign().expect("the development issuer signs")
 }
 
 fn jwt(dev: &DevIssuer) -> String {

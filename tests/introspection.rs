@@ -17,6 +17,8 @@
 //!
 //! Every wait is bounded; nothing asserts how fast anything is beyond generous bounds.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,11 +28,14 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use bearer_guard::testkit::{Behavior, DevIssuer, DevIssuerBuilder, Endpoint, KeyAlg};
+use bearer_guard::testkit::{Behavior, DevIssuer, Endpoint, KeyAlg};
 use bearer_guard::validate::IntrospectionValidatorBuilder;
 use bearer_guard::{
-    AccessToken, BearerAuthLayer, BearerToken, ClientAuth, IntrospectionValidator, InvalidToken,
-    TokenValidator, Unavailable, ValidationError,
+    AccessToken, BearerAuthLayer, ClientAuth, IntrospectionValidator, InvalidToken, TokenValidator,
+    Unavailable, ValidationError,
+};
+use common::validators::{
+    assert_accepts, assert_rejects, bearer, start, validate, validate_within,
 };
 use futures_util::{stream, StreamExt};
 use http::StatusCode;
@@ -50,13 +55,6 @@ const OTHER_AUD: &str = "https://other.example.com/api";
 // Helpers
 // ---------------------------------------------------------------------------------------------------------
 
-async fn start(builder: DevIssuerBuilder) -> DevIssuer {
-    timeout(WAIT, builder.start())
-        .await
-        .expect("the development issuer starts in time")
-        .expect("the development issuer starts")
-}
-
 /// An issuer with one cheap key (opaque tokens need none) and the default introspection client.
 async fn issuer() -> DevIssuer {
     start(DevIssuer::builder().keys(&[KeyAlg::Es256])).await
@@ -73,43 +71,6 @@ fn base(dev: &DevIssuer) -> IntrospectionValidatorBuilder {
 
 fn build(builder: IntrospectionValidatorBuilder) -> IntrospectionValidator {
     builder.build().expect("the validator builds")
-}
-
-fn bearer(token: &str) -> BearerToken {
-    BearerToken::new(token).expect("the test token has b64token syntax")
-}
-
-async fn validate_within(
-    validator: &impl TokenValidator,
-    token: &str,
-    bound: Duration,
-) -> Result<AccessToken, ValidationError> {
-    timeout(bound, validator.validate(&bearer(token)))
-        .await
-        .unwrap_or_else(|_| panic!("validation did not finish within {bound:?}"))
-}
-
-async fn validate(
-    validator: &impl TokenValidator,
-    token: &str,
-) -> Result<AccessToken, ValidationError> {
-    validate_within(validator, token, WAIT).await
-}
-
-async fn assert_accepts(validator: &impl TokenValidator, token: &str) -> AccessToken {
-    match validate(validator, token).await {
-        Ok(access) => access,
-        Err(error) => panic!("expected the token to be accepted, got {error:?}"),
-    }
-}
-
-async fn assert_rejects(validator: &impl TokenValidator, token: &str, expected: InvalidToken) {
-    match validate(validator, token).await {
-        Err(ValidationError::InvalidToken(got)) => {
-            assert_eq!(got, expected, "wrong rejection reason")
-        }
-        other => panic!("expected InvalidToken::{expected:?}, got {other:?}"),
-    }
 }
 
 fn assert_unavailable_because(

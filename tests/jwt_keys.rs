@@ -7,17 +7,17 @@
 //! Request counts come from the issuer's own counters (`DevIssuer::requests`). Every wait is bounded;
 //! nothing asserts on how fast anything is, only that failures end within a bound.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bearer_guard::testkit::{
-    Behavior, DevIssuer, DevIssuerBuilder, Endpoint, KeyAlg, TokenBuilder,
-};
+use bearer_guard::testkit::{Behavior, DevIssuer, Endpoint, KeyAlg};
 use bearer_guard::validate::JwtValidatorBuilder;
 use bearer_guard::{
-    AccessToken, BearerToken, BuildError, InvalidToken, JwtValidator, MultiIssuer, TokenValidator,
-    ValidationError,
+    AccessToken, BuildError, InvalidToken, JwtValidator, MultiIssuer, ValidationError,
 };
+use common::validators::{assert_accepts, assert_rejects, sign, start, validate, validate_within};
 use serde_json::json;
 use tokio::time::{sleep, timeout};
 
@@ -33,56 +33,11 @@ const AUD: &str = "https://mcp.example.com/mcp";
 // Helpers
 // ---------------------------------------------------------------------------------------------------------
 
-async fn start(builder: DevIssuerBuilder) -> DevIssuer {
-    timeout(WAIT, builder.start())
-        .await
-        .expect("the development issuer starts in time")
-        .expect("the development issuer starts")
-}
-
-async fn validate_within(
-    validator: &impl TokenValidator,
-    token: &str,
-    bound: Duration,
-) -> Result<AccessToken, ValidationError> {
-    let bearer = BearerToken::new(token).expect("the test token has b64token syntax");
-    timeout(bound, validator.validate(&bearer))
-        .await
-        .unwrap_or_else(|_| panic!("validation did not finish within {bound:?}"))
-}
-
-async fn validate(
-    validator: &impl TokenValidator,
-    token: &str,
-) -> Result<AccessToken, ValidationError> {
-    validate_within(validator, token, WAIT).await
-}
-
-async fn assert_accepts(validator: &impl TokenValidator, token: &str) -> AccessToken {
-    match validate(validator, token).await {
-        Ok(access) => access,
-        Err(error) => panic!("expected the token to be accepted, got {error:?}"),
-    }
-}
-
-async fn assert_rejects(validator: &impl TokenValidator, token: &str, expected: InvalidToken) {
-    match validate(validator, token).await {
-        Err(ValidationError::InvalidToken(got)) => {
-            assert_eq!(got, expected, "wrong rejection reason")
-        }
-        other => panic!("expected InvalidToken::{expected:?}, got {other:?}"),
-    }
-}
-
 fn assert_unavailable(result: Result<AccessToken, ValidationError>, context: &str) {
     match result {
         Err(ValidationError::Unavailable { .. }) => {}
         other => panic!("{context}: expected Unavailable (503), got {other:?}"),
     }
-}
-
-fn sign(builder: TokenBuilder) -> String {
-    builder.sign().expect("the development issuer signs")
 }
 
 fn good(issuer: &DevIssuer) -> String {

@@ -5,12 +5,15 @@
 //!
 //! Every network wait is bounded by [`WAIT`].
 
+mod common;
+
 use std::convert::Infallible;
 use std::time::Duration;
 
-use bearer_guard::testkit::{Behavior, DevIssuer, Endpoint, TokenBuilder};
+use bearer_guard::testkit::{Behavior, DevIssuer, Endpoint};
 use bearer_guard::{AccessToken, BearerAuthLayer, JwtValidator, MultiIssuer, TokenValidator};
 use bytes::Bytes;
+use common::validators::sign;
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -144,10 +147,6 @@ async fn start_issuer() -> DevIssuer {
         .await
         .expect("issuer starts in time")
         .expect("issuer starts")
-}
-
-fn sign(builder: TokenBuilder) -> String {
-    builder.sign().expect("the development issuer signs")
 }
 
 fn assert_invalid_token(reply: &Reply, description: &str) {

@@ -6,6 +6,8 @@
 //! configuration), so a validator that refuses everything cannot pass. Every wait is bounded by
 //! [`WAIT`]; nothing here asserts on timings.
 
+mod common;
+
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,9 +15,9 @@ use base64::Engine as _;
 use bearer_guard::testkit::{DevIssuer, DevIssuerBuilder, Endpoint, KeyAlg, TokenBuilder};
 use bearer_guard::validate::JwtValidatorBuilder;
 use bearer_guard::{
-    AccessToken, Algorithm, BearerToken, InvalidToken, JwtValidator, TokenValidator,
-    ValidationError,
+    AccessToken, Algorithm, InvalidToken, JwtValidator, TokenValidator, ValidationError,
 };
+use common::validators::{assert_accepts, assert_rejects, sign, start, validate};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::timeout;
@@ -30,43 +32,6 @@ const OTHER: &str = "https://other.example.com/mcp";
 // ---------------------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------------------
-
-async fn start(builder: DevIssuerBuilder) -> DevIssuer {
-    timeout(WAIT, builder.start())
-        .await
-        .expect("the development issuer starts in time")
-        .expect("the development issuer starts")
-}
-
-async fn validate(
-    validator: &impl TokenValidator,
-    token: &str,
-) -> Result<AccessToken, ValidationError> {
-    let bearer = BearerToken::new(token).expect("the test token has b64token syntax");
-    timeout(WAIT, validator.validate(&bearer))
-        .await
-        .expect("validation finishes in time")
-}
-
-async fn assert_accepts(validator: &impl TokenValidator, token: &str) -> AccessToken {
-    match validate(validator, token).await {
-        Ok(access) => access,
-        Err(error) => panic!("expected the token to be accepted, got {error:?}"),
-    }
-}
-
-async fn assert_rejects(validator: &impl TokenValidator, token: &str, expected: InvalidToken) {
-    match validate(validator, token).await {
-        Err(ValidationError::InvalidToken(got)) => {
-            assert_eq!(got, expected, "wrong rejection reason")
-        }
-        other => panic!("expected InvalidToken::{expected:?}, got {other:?}"),
-    }
-}
-
-fn sign(builder: TokenBuilder) -> String {
-    builder.sign().expect("the development issuer signs")
-}
 
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)

@@ -8,8 +8,12 @@
 //! - a real HTTP client ([`TestServer::send`], hyper-util's legacy `Client`) and a raw TCP client
 //!   ([`raw_request`]) for requests a well-behaved client would not send.
 //!
+//! - [`validators`]: validating a token with a bound and asserting the outcome.
+//!
 //! Every network wait is bounded by [`WAIT`].
 #![allow(dead_code)]
+
+pub mod validators;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
