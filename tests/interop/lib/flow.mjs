@@ -291,8 +291,10 @@ export function verifyJwt(token, jwks, { allowedAlgs = ['RS256', 'ES256'] } = {}
 /**
  * Spawns `node script args...` and resolves with { child, ready } once it prints
  * one JSON line on stdout. stderr is passed through with a prefix unless quiet.
+ * The authorization server is usually ready in under 0.5 s; the 60 s bound only
+ * says when to give up (one CI run saw it stall past the former 15 s bound).
  */
-export function spawnReady(script, args = [], { timeoutMs = 15_000, prefix, quiet = false, env } = {}) {
+export function spawnReady(script, args = [], { timeoutMs = 60_000, prefix, quiet = false, env } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
