@@ -47,8 +47,10 @@ fn introspection(c: &mut Criterion) {
     let cached = validator(&issuer, true);
     let uncached = validator(&issuer, false);
     let token = opaque(&issuer);
-    rt.block_on(cached.validate(&token)).expect("active");
-    rt.block_on(uncached.validate(&token)).expect("active");
+    rt.block_on(cached.validate(&token, common::context()))
+        .expect("active");
+    rt.block_on(uncached.validate(&token, common::context()))
+        .expect("active");
 
     let mut group = c.benchmark_group("introspection");
     // A new `BearerToken` per request, as the layer makes one (it keeps the token's hash once computed).
@@ -57,14 +59,19 @@ fn introspection(c: &mut Criterion) {
         b.iter_batched(
             || BearerToken::new(&text).unwrap(),
             |fresh| {
-                let outcome = cached.validate(&fresh).into_ready();
+                let outcome = cached.validate(&fresh, common::context()).into_ready();
                 black_box(matches!(outcome, Ok(Ok(_))))
             },
             BatchSize::SmallInput,
         )
     });
     group.bench_function("call", |b| {
-        b.iter(|| black_box(rt.block_on(uncached.validate(&token)).is_ok()))
+        b.iter(|| {
+            black_box(
+                rt.block_on(uncached.validate(&token, common::context()))
+                    .is_ok(),
+            )
+        })
     });
 
     let mut rounds = 0u64;
@@ -78,7 +85,7 @@ fn introspection(c: &mut Criterion) {
                 let start = Instant::now();
                 rt.block_on(async {
                     let tasks: Vec<_> = (0..TASKS)
-                        .map(|_| tokio::spawn(cached.validate(&fresh)))
+                        .map(|_| tokio::spawn(cached.validate(&fresh, common::context())))
                         .collect();
                     for task in tasks {
                         assert!(task.await.unwrap().is_ok());

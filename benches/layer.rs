@@ -103,9 +103,14 @@ fn header(value: &str) -> HeaderValue {
 fn guarded<V: bearer_guard::TokenValidator>(
     validator: V,
 ) -> impl Fn(Request<()>) -> u16 + Send + Sync + Clone + 'static {
+    // The first issuer the validator trusts is the one advertised (static tokens name none).
+    let issuer = validator
+        .trusted_issuers()
+        .and_then(|issuers| issuers.into_iter().next())
+        .unwrap_or_else(|| "https://auth.example.com".to_owned());
     let layer = BearerAuthLayer::builder()
         .resource(RESOURCE)
-        .authorization_server("https://auth.example.com")
+        .authorization_server(issuer)
         .validator(validator)
         .require(Requirement::all_of(["mcp:read"]))
         .build()

@@ -14,7 +14,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use bearer_guard::{BearerToken, JwtValidator, TokenValidator};
+use bearer_guard::{BearerToken, JwtValidator, TokenValidator, ValidationContext};
 use serde_json::json;
 
 const ISSUER: &str = "https://issuer.example.com";
@@ -93,6 +93,7 @@ fn main() {
     println!("token size: {} bytes", sample.len());
     report("validator built", &validator);
 
+    let context = ValidationContext::new(RESOURCE);
     let started = Instant::now();
     let mut done = 0u64;
     for checkpoint in [1_000u64, 10_000, 100_000, 1_000_000, 10_000_000] {
@@ -103,12 +104,12 @@ fn main() {
         let (from, to) = (done, target);
         std::thread::scope(|scope| {
             for part in 0..2u64 {
-                let (validator, mint) = (&validator, &mint);
+                let (validator, mint, context) = (&validator, &mint, &context);
                 scope.spawn(move || {
                     for i in (from..to).filter(|i| i % 2 == part) {
                         let token = BearerToken::new(&mint(i)).unwrap();
                         let result = validator
-                            .validate(&token)
+                            .validate(&token, context)
                             .into_ready()
                             .expect("synchronous");
                         assert!(black_box(result).is_ok(), "token {i} refused");

@@ -257,13 +257,19 @@ struct Rendered {
     body: Bytes,
 }
 
-/// How many [`InvalidToken`] reasons there are (the slots of a [`RenderedSlots`]).
-const INVALID_TOKEN_REASONS: usize = 14;
-/// Slots: missing credentials, each invalid-token reason, insufficient scope (without granted scopes).
-const REQUIREMENT_SLOTS: usize = 2 + INVALID_TOKEN_REASONS;
+// Slot layouts, sized from the enums themselves (`indexed_enum!`): a new reason gets its own slot.
+/// Requirement slots: missing credentials, each invalid-token reason, insufficient scope (without granted
+/// scopes).
+const MISSING_CREDENTIALS_SLOT: usize = 0;
+const FIRST_INVALID_TOKEN_SLOT: usize = 1;
+const INSUFFICIENT_SCOPE_SLOT: usize = FIRST_INVALID_TOKEN_SLOT + InvalidToken::COUNT;
+const REQUIREMENT_SLOTS: usize = INSUFFICIENT_SCOPE_SLOT + 1;
 /// Slots of the rejections that name no scope: each malformed-request reason, internal error, and each
 /// unavailable reason (whose `Retry-After` is added per response).
-const SCOPELESS_SLOTS: usize = 3 + 1 + 4;
+const FIRST_MALFORMED_SLOT: usize = 0;
+const INTERNAL_SLOT: usize = FIRST_MALFORMED_SLOT + MalformedRequest::COUNT;
+const FIRST_UNAVAILABLE_SLOT: usize = INTERNAL_SLOT + 1;
+const SCOPELESS_SLOTS: usize = FIRST_UNAVAILABLE_SLOT + Unavailable::COUNT;
 
 /// Rendered rejections of one requirement, claimed by the first [`Challenger`] that renders one (another
 /// guard sharing the requirement renders its own at each rejection, as before).
@@ -352,16 +358,20 @@ impl Challenger {
             (*rendered.owner.get_or_init(|| self.id) == self.id).then(|| &rendered.slots[i])
         };
         match rejection {
-            Rejection::MissingCredentials => requirement_slot(0),
-            Rejection::InvalidToken(reason) => requirement_slot(1 + invalid_token_index(*reason)),
+            Rejection::MissingCredentials => requirement_slot(MISSING_CREDENTIALS_SLOT),
+            Rejection::InvalidToken(reason) => {
+                requirement_slot(FIRST_INVALID_TOKEN_SLOT + reason.index())
+            }
             Rejection::InsufficientScope if !self.include_granted_scopes || granted.is_none() => {
-                requirement_slot(1 + INVALID_TOKEN_REASONS)
+                requirement_slot(INSUFFICIENT_SCOPE_SLOT)
             }
             Rejection::InsufficientScope => None,
-            Rejection::InvalidRequest(why) => Some(&self.scopeless[malformed_index(*why)]),
-            Rejection::Internal => Some(&self.scopeless[3]),
+            Rejection::InvalidRequest(why) => {
+                Some(&self.scopeless[FIRST_MALFORMED_SLOT + why.index()])
+            }
+            Rejection::Internal => Some(&self.scopeless[INTERNAL_SLOT]),
             Rejection::Unavailable { reason, .. } => {
-                Some(&self.scopeless[4 + unavailable_index(*reason)])
+                Some(&self.scopeless[FIRST_UNAVAILABLE_SLOT + reason.index()])
             }
         }
     }
@@ -500,42 +510,6 @@ impl Challenger {
             }
         }
         response
-    }
-}
-
-fn invalid_token_index(reason: InvalidToken) -> usize {
-    match reason {
-        InvalidToken::Unknown => 0,
-        InvalidToken::Malformed => 1,
-        InvalidToken::Expired => 2,
-        InvalidToken::NotYetValid => 3,
-        InvalidToken::BadSignature => 4,
-        InvalidToken::DisallowedAlgorithm => 5,
-        InvalidToken::UnknownKey => 6,
-        InvalidToken::WrongType => 7,
-        InvalidToken::WrongIssuer => 8,
-        InvalidToken::WrongAudience => 9,
-        InvalidToken::MissingClaim => 10,
-        InvalidToken::UnsupportedCritical => 11,
-        InvalidToken::Inactive => 12,
-        InvalidToken::NotApplicable => 13,
-    }
-}
-
-fn malformed_index(why: MalformedRequest) -> usize {
-    match why {
-        MalformedRequest::MultipleAuthorizationHeaders => 0,
-        MalformedRequest::TokenTooLarge => 1,
-        MalformedRequest::MalformedToken => 2,
-    }
-}
-
-fn unavailable_index(reason: Unavailable) -> usize {
-    match reason {
-        Unavailable::KeySet => 0,
-        Unavailable::Discovery => 1,
-        Unavailable::Introspection => 2,
-        Unavailable::Backend => 3,
     }
 }
 

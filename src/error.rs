@@ -14,6 +14,7 @@
 use std::fmt;
 use std::time::Duration;
 
+indexed_enum! {
 /// Why a presented access token was refused (HTTP 401, `error="invalid_token"`).
 ///
 /// The description of each reason is fixed text; it is safe to send to the client and to log.
@@ -48,6 +49,10 @@ pub enum InvalidToken {
     Inactive,
     /// The token is not meant for this validator (used by composite validators to try the next one).
     NotApplicable,
+    /// The token is sender-constrained (it carries `cnf`: DPoP or certificate bound) and this guard does
+    /// not check proofs of possession, so it is not accepted as a bearer token.
+    SenderConstrained,
+}
 }
 
 impl InvalidToken {
@@ -68,6 +73,9 @@ impl InvalidToken {
             Self::UnsupportedCritical => "The access token uses an unsupported critical header",
             Self::Inactive => "The access token is not active",
             Self::NotApplicable => "The access token is not recognized",
+            Self::SenderConstrained => {
+                "The access token is sender-constrained and needs a proof of possession"
+            }
         }
     }
 }
@@ -78,6 +86,7 @@ impl fmt::Display for InvalidToken {
     }
 }
 
+indexed_enum! {
 /// Why the validator could not decide right now (HTTP 503 with `Retry-After`).
 ///
 /// These are infrastructure failures: the client's token may well be valid, so the response never says
@@ -93,6 +102,7 @@ pub enum Unavailable {
     Introspection,
     /// Any other temporary failure of a backend the validator depends on.
     Backend,
+}
 }
 
 impl Unavailable {
@@ -181,6 +191,10 @@ pub enum BuildError {
     InvalidScope(String),
     /// A static token is unusable (too short, not `b64token` syntax, or a duplicate).
     InvalidStaticToken(&'static str),
+    /// A validator's explicitly configured audiences do not include the layer's resource (named here).
+    AudienceExcludesResource(String),
+    /// The layer advertises an authorization server (named here) whose tokens its validator never accepts.
+    UntrustedAuthorizationServer(String),
     /// Any other invalid setting.
     Invalid(&'static str),
 }
@@ -200,6 +214,14 @@ impl fmt::Display for BuildError {
             Self::MissingValidator => f.write_str("no token validator configured"),
             Self::InvalidScope(scope) => write!(f, "invalid scope {scope:?}"),
             Self::InvalidStaticToken(why) => write!(f, "invalid static token: {why}"),
+            Self::AudienceExcludesResource(resource) => write!(
+                f,
+                "the validator's configured audiences do not include this layer's resource {resource:?}"
+            ),
+            Self::UntrustedAuthorizationServer(issuer) => write!(
+                f,
+                "the authorization server {issuer:?} is advertised but the validator trusts no tokens of it"
+            ),
             Self::Invalid(why) => write!(f, "invalid configuration: {why}"),
         }
     }

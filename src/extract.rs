@@ -29,6 +29,7 @@ pub(crate) enum Credentials {
     Bearer(BearerToken),
 }
 
+indexed_enum! {
 /// Why the `Authorization` header could not be used (HTTP 400 `invalid_request`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -39,6 +40,7 @@ pub enum MalformedRequest {
     TokenTooLarge,
     /// `Bearer` with no token, or a token that is not `b64token` syntax.
     MalformedToken,
+}
 }
 
 impl MalformedRequest {

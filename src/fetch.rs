@@ -54,6 +54,18 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
+/// After a failed remote read (key set, metadata), the least time before the next attempt: a failing
+/// authorization server is not asked again by every request.
+pub(crate) const FAILURE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The status and (bounded) body of a form `POST`'s answer.
+#[cfg(feature = "introspection")]
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Bytes,
+}
+
 /// A fetched document.
 #[derive(Debug)]
 pub(crate) struct Fetched {
@@ -90,15 +102,16 @@ impl Fetcher {
         Ok(Self { client, max_bytes })
     }
 
-    /// `POST url` with a form body (and an optional `Authorization` value), bounded. Any non-2xx status is
-    /// an error: for introspection that means the authorization server failed or refused *us*.
+    /// `POST url` with a form body (and an optional `Authorization` value), bounded. A 2xx or 4xx answer is
+    /// returned with its body (a 4xx may be a definite OAuth error about the request); any other status is
+    /// an error, its body unread.
     #[cfg(feature = "introspection")]
     pub(crate) async fn post_form(
         &self,
         url: &str,
         form: String,
         authorization: Option<&http::HeaderValue>,
-    ) -> Result<Bytes, FetchError> {
+    ) -> Result<Answer, FetchError> {
         check_url(url, "url", true).map_err(|_| FetchError::InsecureUrl)?;
         let mut request = self
             .client
@@ -114,10 +127,14 @@ impl Fetcher {
         }
         let response = request.send().await.map_err(classify)?;
         let status = response.status();
-        if !status.is_success() {
+        if !(status.is_success() || status.is_client_error()) {
             return Err(FetchError::Status(status.as_u16()));
         }
-        read_limited(response, self.max_bytes).await
+        let body = read_limited(response, self.max_bytes).await?;
+        Ok(Answer {
+            status: status.as_u16(),
+            body,
+        })
     }
 
     /// `GET url`, bounded.

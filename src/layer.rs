@@ -36,11 +36,13 @@ use crate::metadata::{
 use crate::resource::{ResourceUrl, WELL_KNOWN_PREFIX};
 use crate::scope::{check_hierarchy, Requirement, ScopeHierarchy, ScopePolicy};
 use crate::token::AccessToken;
-use crate::validate::{TokenValidator, ValidationResult};
+use crate::validate::{TokenValidator, ValidationContext, ValidationResult};
 
 /// Everything a guard needs, shared by every clone of the layer and service.
 pub(crate) struct Shared {
     pub(crate) validator: Arc<dyn TokenValidator>,
+    /// What this layer expects of tokens (its resource), handed to every validation.
+    pub(crate) context: ValidationContext,
     pub(crate) policy: Arc<dyn ScopePolicy>,
     pub(crate) hierarchy: ScopeHierarchy,
     pub(crate) challenger: Challenger,
@@ -219,6 +221,7 @@ pub struct BearerAuthLayerBuilder {
     realm: Option<String>,
     include_granted_scopes: bool,
     error_body: Arc<dyn ErrorBody>,
+    check_authorization_servers: bool,
 }
 
 impl Default for BearerAuthLayerBuilder {
@@ -235,6 +238,7 @@ impl Default for BearerAuthLayerBuilder {
             realm: None,
             include_granted_scopes: false,
             error_body: Arc::new(JsonErrorBody),
+            check_authorization_servers: true,
         }
     }
 }
@@ -355,15 +359,53 @@ impl BearerAuthLayerBuilder {
         self
     }
 
+    /// Check that every advertised authorization server is an issuer the validator trusts, when the
+    /// validator names its issuers ([`TokenValidator::trusted_issuers`]; default: on). Clients pick any
+    /// advertised server, so one the validator does not trust sends them into tokens that are always
+    /// refused. Turn it off only when the validator accepts that server's tokens in a way it cannot name
+    /// (e.g. a custom validator wrapping a known one).
+    pub fn check_authorization_servers(mut self, check: bool) -> Self {
+        self.check_authorization_servers = check;
+        self
+    }
+
     /// Checks the configuration and builds the layer.
+    ///
+    /// Besides each setting on its own, it refuses combinations the guard cannot honour: a validator that
+    /// cannot serve this resource ([`TokenValidator::check_context`]: e.g. explicit audiences without it),
+    /// an advertised authorization server the validator does not trust (see
+    /// [`check_authorization_servers`](Self::check_authorization_servers)), and metadata that promises
+    /// sender-constrained tokens (`dpop_bound_access_tokens_required`, `dpop_signing_alg_values_supported`,
+    /// `tls_client_certificate_bound_access_tokens`), which this guard does not verify.
     pub fn build(self) -> Result<BearerAuthLayer, BuildError> {
         if self.metadata.resource.is_empty() {
             return Err(BuildError::MissingResource);
         }
         let resource = ResourceUrl::parse(&self.metadata.resource)?;
         let metadata = self.metadata.validated()?;
+        if metadata.dpop_bound_access_tokens_required
+            || !metadata.dpop_signing_alg_values_supported.is_empty()
+            || metadata.tls_client_certificate_bound_access_tokens
+        {
+            return Err(BuildError::InvalidMetadata(
+                "the metadata promises sender-constrained (DPoP or certificate-bound) tokens, \
+                 which this guard does not verify",
+            ));
+        }
         let validator = self.validator.ok_or(BuildError::MissingValidator)?;
-        validator.bind_resource(&resource.resource);
+        let context = ValidationContext::new(resource.resource.as_str());
+        validator.check_context(&context)?;
+        if self.check_authorization_servers {
+            if let Some(trusted) = validator.trusted_issuers().filter(|t| !t.is_empty()) {
+                if let Some(untrusted) = metadata
+                    .authorization_servers
+                    .iter()
+                    .find(|server| !trusted.contains(server))
+                {
+                    return Err(BuildError::UntrustedAuthorizationServer(untrusted.clone()));
+                }
+            }
+        }
         self.policy.check()?;
         check_hierarchy(&self.hierarchy)?;
         if self.max_token_bytes == 0 {
@@ -389,6 +431,7 @@ impl BearerAuthLayerBuilder {
         Ok(BearerAuthLayer {
             shared: Arc::new(Shared {
                 validator,
+                context,
                 policy: self.policy,
                 hierarchy: self.hierarchy,
                 challenger,
@@ -464,7 +507,11 @@ where
                 return ResponseFuture::guard(response);
             }
         };
-        match shared.validator.validate(&token).into_ready() {
+        match shared
+            .validator
+            .validate(&token, &shared.context)
+            .into_ready()
+        {
             // Decided now: the service `poll_ready` made ready is called at once, no clone needed.
             Ok(result) => match shared.authorize(result, &mut parts, &requirement) {
                 Ok(()) => ResponseFuture::call(&mut self.inner, Request::from_parts(parts, body)),

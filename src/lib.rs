@@ -35,6 +35,9 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[macro_use]
+mod macros;
+
 pub mod body;
 #[cfg(feature = "remote")]
 pub mod cache;
@@ -76,4 +79,4 @@ pub use validate::FirstMatch;
 pub use validate::{Algorithm, JwtValidator, MultiIssuer};
 #[cfg(feature = "introspection")]
 pub use validate::{ClientAuth, IntrospectionValidator};
-pub use validate::{StaticToken, StaticValidator, TokenValidator, Validation};
+pub use validate::{StaticToken, StaticValidator, TokenValidator, Validation, ValidationContext};

@@ -28,7 +28,7 @@ use bearer_guard::{
     JwtValidator, MultiIssuer, StaticToken, StaticValidator, TokenValidator, Unavailable,
     ValidationError,
 };
-use common::validators::{assert_accepts, assert_rejects, bearer, sign, validate};
+use common::validators::{assert_accepts, assert_rejects, bearer, context, sign, validate};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -229,7 +229,7 @@ async fn jwts_of_the_configured_issuer_are_verified_locally_and_never_introspect
         .then(introspect.clone());
 
     let good = jwt(&dev);
-    assert!(chain.is_responsible_for(&bearer(&good)));
+    assert!(chain.is_responsible_for(&bearer(&good), &context()));
     let access = assert_accepts(&chain, &good).await;
     assert_eq!(access.subject(), Some("test-user"));
     assert_eq!(access.issuer(), Some(dev.issuer()));
@@ -297,7 +297,7 @@ async fn opaque_tokens_go_to_introspection_and_never_get_a_jwt_error() {
         .subject("opaque-user")
         .audience(AUD)
         .issue();
-    assert!(!jwt_only.is_responsible_for(&bearer(&active)));
+    assert!(!jwt_only.is_responsible_for(&bearer(&active), &context()));
     assert_eq!(
         assert_accepts(&chain, &active).await.subject(),
         Some("opaque-user")
@@ -326,8 +326,8 @@ async fn opaque_tokens_go_to_introspection_and_never_get_a_jwt_error() {
         assert_eq!(dev.introspection_requests_for(&token), 1, "{token}");
     }
 
-    // A JWT without `iss` is nobody's JWT: the JWT validator alone says WrongIssuer, the chain asks the
-    // authorization server, which vouches for it (it signed it).
+    // A JWT without `iss` is nobody's JWT: the JWT validator alone says WrongIssuer, and the chain refuses
+    // it without asking the authorization server (JWTs are not introspected by default).
     let no_iss = sign(
         dev.token()
             .subject("no-iss")
@@ -335,18 +335,62 @@ async fn opaque_tokens_go_to_introspection_and_never_get_a_jwt_error() {
             .remove_claim("iss"),
     );
     assert_rejects(&jwt_only, &no_iss, InvalidToken::WrongIssuer).await;
+    assert_rejects(&chain, &no_iss, InvalidToken::NotApplicable).await;
+    assert_eq!(dev.introspection_requests_for(&no_iss), 0);
+    // With the opt-in, the server vouches for it (it signed it).
+    let opted_in = FirstMatch::new().then(jwt_only.clone()).then(
+        introspection(&dev)
+            .audience(AUD)
+            .introspect_jwts(true)
+            .build()
+            .unwrap(),
+    );
     assert_eq!(
-        assert_accepts(&chain, &no_iss).await.subject(),
+        assert_accepts(&opted_in, &no_iss).await.subject(),
         Some("no-iss")
     );
     assert_eq!(dev.introspection_requests_for(&no_iss), 1);
 }
 
+/// By default a JWT of an issuer no JWT validator trusts is refused locally: no introspection call, so a
+/// flood of foreign (or forged) JWTs costs the authorization server nothing.
 #[tokio::test]
-async fn jwts_of_other_issuers_go_to_introspection() {
+async fn jwts_of_untrusted_issuers_are_refused_without_a_call() {
     let dev = issuer().await;
     let stranger = issuer().await;
     let introspect = introspection_validator(&dev);
+    let chain = FirstMatch::new()
+        .then(jwt_validator(&dev, Some(AUD)).await)
+        .then(introspect.clone());
+
+    let foreign = jwt(&stranger);
+    let claims_other = sign(
+        dev.token()
+            .audience(AUD)
+            .claim("iss", json!("https://elsewhere.example.com")),
+    );
+    for token in [&foreign, &claims_other] {
+        for _ in 0..5 {
+            assert_rejects(&chain, token, InvalidToken::NotApplicable).await;
+        }
+    }
+    // Opaque tokens still go to introspection, and our own JWTs are verified locally.
+    assert_accepts(&chain, &opaque(&dev)).await;
+    assert_accepts(&chain, &jwt(&dev)).await;
+    assert_eq!(introspect.introspection_calls(), 1);
+    assert_eq!(dev.requests(Endpoint::Introspection), 1);
+}
+
+/// The opt-in: JWTs the JWT validators do not claim are introspected, and what the server says decides.
+#[tokio::test]
+async fn jwts_of_other_issuers_go_to_introspection_when_opted_in() {
+    let dev = issuer().await;
+    let stranger = issuer().await;
+    let introspect = introspection(&dev)
+        .audience(AUD)
+        .introspect_jwts(true)
+        .build()
+        .unwrap();
     let chain = FirstMatch::new()
         .then(jwt_validator(&dev, Some(AUD)).await)
         .then(introspect.clone());
@@ -407,12 +451,12 @@ async fn multi_issuer_then_introspection() {
     assert_eq!(a.requests(Endpoint::Introspection), 0);
     assert_eq!(introspect.introspection_calls(), 0);
 
-    // Opaque tokens of A and JWTs of C: introspection at A.
+    // Opaque tokens of A: introspection at A; JWTs of C (no validator trusts C): refused locally.
     assert_accepts(&chain, &opaque(&a)).await;
     let from_c = jwt(&c);
-    assert_rejects(&chain, &from_c, InvalidToken::Inactive).await;
-    assert_eq!(a.introspection_requests_for(&from_c), 1);
-    assert_eq!(introspect.introspection_calls(), 2);
+    assert_rejects(&chain, &from_c, InvalidToken::NotApplicable).await;
+    assert_eq!(a.introspection_requests_for(&from_c), 0);
+    assert_eq!(introspect.introspection_calls(), 1);
     assert_eq!(b.requests(Endpoint::Introspection), 0);
     assert_eq!(c.requests(Endpoint::Introspection), 0);
 }
@@ -432,7 +476,7 @@ async fn static_tokens_first_never_reach_the_others() {
         .then(introspect.clone());
 
     let decided = chain
-        .validate(&bearer(STATIC_TOKEN))
+        .validate(&bearer(STATIC_TOKEN), &context())
         .into_ready()
         .expect("a static token is decided at once");
     assert_eq!(decided.expect("accepted").subject(), Some("ci-bot"));
@@ -455,7 +499,7 @@ async fn nobody_responsible_is_invalid_token() {
     let dev = issuer().await;
     let jwt_only = FirstMatch::new().then(jwt_validator(&dev, Some(AUD)).await);
     let token = opaque(&dev);
-    assert!(!jwt_only.is_responsible_for(&bearer(&token)));
+    assert!(!jwt_only.is_responsible_for(&bearer(&token), &context()));
     assert_rejects(&jwt_only, &token, InvalidToken::NotApplicable).await;
     let foreign = jwt(&issuer().await);
     assert_rejects(&jwt_only, &foreign, InvalidToken::NotApplicable).await;
@@ -463,7 +507,7 @@ async fn nobody_responsible_is_invalid_token() {
     assert_eq!(dev.requests(Endpoint::Introspection), 0);
 
     let empty = FirstMatch::new();
-    assert!(!empty.is_responsible_for(&bearer(&token)));
+    assert!(!empty.is_responsible_for(&bearer(&token), &context()));
     assert_rejects(&empty, &token, InvalidToken::NotApplicable).await;
 
     // Through the layer: 401 invalid_token; the pair: a JWT of the issuer, 200.

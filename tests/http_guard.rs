@@ -20,7 +20,7 @@ use bearer_guard::{
     AccessToken, BearerAuthLayer, BearerToken, BuildError, InvalidToken, MetadataService,
     ProblemJsonBody, ProtectedResourceMetadata, Rejection, Requirement, RoutePolicy,
     ScopeHierarchy, StaticToken, StaticValidator, TokenValidator, Unavailable, Validation,
-    ValidationError,
+    ValidationContext, ValidationError,
 };
 use bytes::Bytes;
 use common::*;
@@ -1136,7 +1136,7 @@ const SECRET_DETAIL: &str = "secret detail: introspection db 10.9.8.7 password h
 struct SlowValidator;
 
 impl TokenValidator for SlowValidator {
-    fn validate(&self, token: &BearerToken) -> Validation {
+    fn validate(&self, token: &BearerToken, _context: &ValidationContext) -> Validation {
         let token = token.clone();
         Validation::pending(async move {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -1513,13 +1513,14 @@ async fn tokens_never_appear_in_responses_or_debug_output() {
     let validator = static_validator();
     let builder = StaticValidator::builder().token(ALICE, StaticToken::new("alice"));
     let bearer = BearerToken::new(ALICE).expect("b64token");
-    let validation = validator.validate(&bearer);
+    let context = ValidationContext::new("https://api.example.com/mcp");
+    let validation = validator.validate(&bearer, &context);
     let access = validator
-        .validate(&bearer)
+        .validate(&bearer, &context)
         .into_ready()
         .expect("ready")
         .expect("valid");
-    let pending = SlowValidator.validate(&BearerToken::new(ASYNC_OK).expect("b64token"));
+    let pending = SlowValidator.validate(&BearerToken::new(ASYNC_OK).expect("b64token"), &context);
     let layer_builder = BearerAuthLayer::builder()
         .resource("https://api.example.com/mcp")
         .authorization_server(ISSUER)

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bearer_guard::{
-    AccessToken, BearerToken, Requirement, TokenValidator, Unavailable, Validation, ValidationError,
+    AccessToken, BearerToken, Requirement, TokenValidator, Unavailable, Validation,
+    ValidationContext, ValidationError,
 };
 use common::*;
 use http::header::AUTHORIZATION;
@@ -84,7 +85,7 @@ const ASYNC_BUG: &str = "LogAsyncBug-Mm1Nn2Bb3Vv4Cc-secret";
 struct SlowValidator;
 
 impl TokenValidator for SlowValidator {
-    fn validate(&self, token: &BearerToken) -> Validation {
+    fn validate(&self, token: &BearerToken, _context: &ValidationContext) -> Validation {
         let token = token.clone();
         Validation::pending(async move {
             tokio::time::sleep(Duration::from_millis(2)).await;

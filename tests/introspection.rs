@@ -481,9 +481,9 @@ async fn the_default_audience_is_the_layers_resource() {
             .issuer(dev.issuer())
             .client_auth(ClientAuth::basic("rs-client", "rs-secret")),
     );
-    // Before it is given to a layer, it accepts no audience at all (fails closed).
+    // Asked directly for a layer guarding AUD, it expects AUD.
     let early = dev.opaque_token().audience(AUD).issue();
-    assert_rejects(&validator, &early, InvalidToken::WrongAudience).await;
+    assert_accepts(&validator, &early).await;
 
     let server = serve_guarded(dev.issuer(), validator.clone()).await;
     let resource = server.resource();
@@ -496,18 +496,16 @@ async fn the_default_audience_is_the_layers_resource() {
     let reply = get_with_token(&server, &ours).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.body, "sub=bound");
-    // The same validator, used directly, now expects the resource too.
-    assert_eq!(
-        assert_accepts(&validator, &ours).await.subject(),
-        Some("bound")
-    );
+    // The same validator, asked directly for AUD's layer, still expects AUD there: the audience belongs
+    // to the layer asking, not to the validator.
+    assert_rejects(&validator, &ours, InvalidToken::WrongAudience).await;
 
     let theirs = dev.opaque_token().audience(AUD).issue();
     let reply = get_with_token(&server, &theirs).await;
     assert_eq!(reply.status, 401);
     let challenge = reply.headers["www-authenticate"].to_str().unwrap();
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
-    assert_rejects(&validator, &theirs, InvalidToken::WrongAudience).await;
+    assert_accepts(&validator, &theirs).await;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -919,7 +917,7 @@ async fn a_cached_answer_makes_no_call() {
     for _ in 0..5 {
         // A cache hit is decided without a future.
         let ready = validator
-            .validate(&bearer(&token))
+            .validate(&bearer(&token), &common::validators::context())
             .into_ready()
             .expect("a cache hit is ready at once");
         assert!(ready.is_ok());
@@ -1095,7 +1093,11 @@ async fn concurrent_validations(validator: &IntrospectionValidator, token: &str,
         .map(|_| {
             let validator = validator.clone();
             let token = token.to_owned();
-            tokio::spawn(async move { validator.validate(&bearer(&token)).await })
+            tokio::spawn(async move {
+                validator
+                    .validate(&bearer(&token), &common::validators::context())
+                    .await
+            })
         })
         .collect();
     for task in tasks {
@@ -1160,7 +1162,11 @@ async fn a_cancelled_caller_does_not_strand_the_others() {
     let spawn = || {
         let validator = validator.clone();
         let token = token.clone();
-        tokio::spawn(async move { validator.validate(&bearer(&token)).await })
+        tokio::spawn(async move {
+            validator
+                .validate(&bearer(&token), &common::validators::context())
+                .await
+        })
     };
     let first = spawn(); // makes the call
     sleep(Duration::from_millis(50)).await;
@@ -1394,9 +1400,31 @@ async fn metadata_of_another_issuer_is_refused_and_nothing_is_introspected() {
     );
     assert_eq!(dev.requests(Endpoint::Introspection), 0);
 
-    // The failure is not remembered: once the metadata is right, discovery and introspection work.
+    // The failure is remembered for the backoff only: within it, a burst of requests asks for no metadata
+    // at all; after it, once the metadata is right, discovery and introspection work.
     dev.set_behavior(Endpoint::OAuthMetadata, Behavior::Normal);
     dev.set_behavior(Endpoint::OpenIdMetadata, Behavior::Normal);
+    let metadata_before =
+        dev.requests(Endpoint::OAuthMetadata) + dev.requests(Endpoint::OpenIdMetadata);
+    let burst: Vec<_> = (0..20)
+        .map(|_| {
+            let (validator, token) = (validator.clone(), token.clone());
+            tokio::spawn(async move { validate_within(&validator, &token, OUTAGE_BOUND).await })
+        })
+        .collect();
+    for outcome in burst {
+        assert_unavailable_because(
+            outcome.await.unwrap(),
+            Unavailable::Discovery,
+            "within the backoff",
+        );
+    }
+    assert_eq!(
+        dev.requests(Endpoint::OAuthMetadata) + dev.requests(Endpoint::OpenIdMetadata),
+        metadata_before,
+        "no discovery request within the backoff"
+    );
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
     assert_accepts(&validator, &token).await;
     assert_eq!(dev.introspection_requests_for(&token), 1);
 

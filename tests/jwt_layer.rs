@@ -11,7 +11,9 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bearer_guard::testkit::{Behavior, DevIssuer, Endpoint};
-use bearer_guard::{AccessToken, BearerAuthLayer, JwtValidator, MultiIssuer, TokenValidator};
+use bearer_guard::{
+    AccessToken, BearerAuthLayer, BuildError, JwtValidator, MultiIssuer, TokenValidator,
+};
 use bytes::Bytes;
 use common::validators::sign;
 use http::{header, HeaderMap, Request, Response, StatusCode};
@@ -50,12 +52,21 @@ async fn app(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
     Ok(Response::new(Full::new(Bytes::from(body.to_string()))))
 }
 
-/// A guarded server on a fresh loopback port. `make_validator` gets nothing about the resource: the layer
-/// binds it. Returns the resource URL (`http://ADDR/mcp`).
+/// A guarded server on a fresh loopback port. The validator gets nothing about the resource: the layer
+/// hands it to every validation. Returns the resource URL (`http://ADDR/mcp`).
 async fn serve(authorization_server: &str, validator: impl TokenValidator) -> String {
+    serve_with(authorization_server, |_| validator).await
+}
+
+/// [`serve`], with the validator made for the resource.
+async fn serve_with<V: TokenValidator>(
+    authorization_server: &str,
+    make_validator: impl FnOnce(&str) -> V,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local_addr");
     let resource = format!("http://{addr}/mcp");
+    let validator = make_validator(&resource);
     let layer = BearerAuthLayer::builder()
         .resource(resource.clone())
         .authorization_server(authorization_server)
@@ -176,12 +187,11 @@ async fn audience_defaults_to_the_layer_resource() {
         .build()
         .expect("validator");
     let handle = validator.clone();
+    let resource = serve(issuer.issuer(), validator).await;
     assert!(
         handle.audiences().is_empty(),
-        "no audience before the layer binds one"
+        "no configured audience: each layer's resource is the one accepted there"
     );
-    let resource = serve(issuer.issuer(), validator).await;
-    assert_eq!(handle.audiences(), [resource.as_str()]);
 
     // aud = the resource: the inner service runs and sees the validated token, not the header.
     let token = sign(
@@ -242,19 +252,44 @@ async fn audience_defaults_to_the_layer_resource() {
 }
 
 #[tokio::test]
-async fn an_explicit_audience_is_not_replaced_by_the_resource() {
+async fn explicit_audiences_must_include_the_layer_resource() {
     const CONFIGURED: &str = "https://api.example.com/configured";
     let issuer = start_issuer().await;
-    let validator = JwtValidator::builder(issuer.issuer())
+    let only_configured = JwtValidator::builder(issuer.issuer())
         .audience(CONFIGURED)
         .build()
         .expect("validator");
-    let handle = validator.clone();
-    let resource = serve(issuer.issuer(), validator).await;
-    assert_eq!(handle.audiences(), [CONFIGURED]);
-    let reply = get(&resource, Some(&sign(issuer.token().audience(CONFIGURED)))).await;
-    assert_eq!(reply.status, StatusCode::OK, "body: {}", reply.body);
-    let reply = get(&resource, Some(&sign(issuer.token().audience(&resource)))).await;
+    // A layer whose resource is not among the validator's audiences would refuse every token issued for
+    // it: a build error.
+    let refused = BearerAuthLayer::builder()
+        .resource("https://api.example.com/mcp")
+        .authorization_server(issuer.issuer())
+        .validator(only_configured)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        BuildError::AudienceExcludesResource("https://api.example.com/mcp".into())
+    );
+
+    // With the resource among them, each configured audience is accepted at that layer.
+    let resource = serve_with(issuer.issuer(), |resource| {
+        JwtValidator::builder(issuer.issuer())
+            .audience(CONFIGURED)
+            .audience(resource)
+            .build()
+            .expect("validator")
+    })
+    .await;
+    for aud in [CONFIGURED, resource.as_str()] {
+        let reply = get(&resource, Some(&sign(issuer.token().audience(aud)))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{aud}: {}", reply.body);
+    }
+    let reply = get(
+        &resource,
+        Some(&sign(issuer.token().audience("https://other.example.com"))),
+    )
+    .await;
     assert_invalid_token(&reply, "The access token was not issued for this resource");
 }
 
@@ -310,11 +345,8 @@ async fn multi_issuer_behind_the_layer_binds_the_resource_to_each_issuer() {
     let b = start_issuer().await;
     let validator_a = JwtValidator::builder(a.issuer()).build().unwrap();
     let validator_b = JwtValidator::builder(b.issuer()).build().unwrap();
-    let (handle_a, handle_b) = (validator_a.clone(), validator_b.clone());
     let multi = MultiIssuer::new().issuer(validator_a).issuer(validator_b);
-    let resource = serve(a.issuer(), multi).await;
-    assert_eq!(handle_a.audiences(), [resource.as_str()]);
-    assert_eq!(handle_b.audiences(), [resource.as_str()]);
+    let resource = serve_with(a.issuer(), |_| multi).await;
 
     for issuer in [&a, &b] {
         let reply = get(&resource, Some(&sign(issuer.token().audience(&resource)))).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bearer_guard::scope::{Requirement, RoutePolicy};
 use bearer_guard::{
     AccessToken, BearerAuthLayer, BearerToken, StaticToken, StaticValidator, TokenValidator,
-    Validation,
+    Validation, ValidationContext,
 };
 use http::{header, HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
@@ -386,10 +386,10 @@ async fn authorization_header_kept_when_configured() {
 async fn concurrent_requests_with_a_pending_validator() {
     struct Slow(StaticValidator);
     impl TokenValidator for Slow {
-        fn validate(&self, token: &BearerToken) -> Validation {
+        fn validate(&self, token: &BearerToken, context: &ValidationContext) -> Validation {
             let result = self
                 .0
-                .validate(token)
+                .validate(token, context)
                 .into_ready()
                 .expect("static is ready");
             Validation::pending(async move {

@@ -14,7 +14,7 @@ use bearer_guard::scope::Requirement;
 use bearer_guard::tonic::RequestExt;
 use bearer_guard::{
     AccessToken, BearerAuthLayer, BearerToken, InvalidToken, StaticToken, StaticValidator,
-    TokenValidator, Unavailable, Validation, ValidationError,
+    TokenValidator, Unavailable, Validation, ValidationContext, ValidationError,
 };
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -252,7 +252,7 @@ struct Backend {
 const DOWN_TOKEN: &str = "token-while-backend-is-down-0123";
 
 impl TokenValidator for Backend {
-    fn validate(&self, token: &BearerToken) -> Validation {
+    fn validate(&self, token: &BearerToken, _context: &ValidationContext) -> Validation {
         let result = if token.as_str() == DOWN_TOKEN {
             Err(ValidationError::unavailable(Unavailable::KeySet))
         } else if token.as_str() == READER_TOKEN {

@@ -11,12 +11,20 @@ use aws_lc_rs::signature::{
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bearer_guard::testkit::{DevIssuer, KeyAlg};
-use bearer_guard::{BearerToken, JwtValidator};
+use bearer_guard::{BearerToken, JwtValidator, ValidationContext};
 use criterion::Criterion;
 use serde_json::Value;
 
 /// The resource (and so the audience) every bench token names.
 pub const RESOURCE: &str = "https://api.example.com/mcp";
+
+/// The validation context of a layer guarding [`RESOURCE`] (what the layer hands every validation).
+#[allow(dead_code)]
+pub fn context() -> &'static ValidationContext {
+    static CONTEXT: std::sync::LazyLock<ValidationContext> =
+        std::sync::LazyLock::new(|| ValidationContext::new(RESOURCE));
+    &CONTEXT
+}
 
 /// The algorithms the issue asks about.
 pub const ALGS: [KeyAlg; 5] = [
@@ -118,7 +126,7 @@ pub fn assert_accepts(validator: &JwtValidator, token: &str) {
     use bearer_guard::TokenValidator as _;
     let bearer = BearerToken::new(token).unwrap();
     let result = validator
-        .validate(&bearer)
+        .validate(&bearer, context())
         .into_ready()
         .expect("validated synchronously");
     if let Err(e) = result {

@@ -235,8 +235,12 @@ pub enum Behavior {
     /// Serve the document normally.
     #[default]
     Normal,
-    /// Answer with this status code and a small JSON body (a code outside 200–999 becomes 500).
+    /// Answer with this status code and a small JSON body that is not an OAuth error (a code outside
+    /// 200–999 becomes 500).
     Status(u16),
+    /// Answer with this status code and an OAuth error body `{"error": code}` (RFC 6749 §5.2), as
+    /// authorization servers answer requests they refuse (e.g. `400 unsupported_token_type`).
+    OAuthError(u16, &'static str),
     /// Wait this long, then answer normally.
     Slow(Duration),
     /// Answer 200 with the normal document plus a `"padding"` member, about this many bytes in total (for

@@ -199,6 +199,7 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Body> {
             json_response(StatusCode::OK, to_bytes(&state.document(endpoint, true)))
         }
         Behavior::Status(code) => injected_status(code),
+        Behavior::OAuthError(status, code) => injected_oauth_error(status, code),
         Behavior::Slow(delay) => {
             tokio::time::sleep(delay).await;
             json_response(StatusCode::OK, to_bytes(&state.document(endpoint, false)))
@@ -222,13 +223,23 @@ fn injected_status(code: u16) -> Response<Body> {
         .ok()
         .filter(|status| !status.is_informational())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // Not an OAuth error body (no `error` member): to a client it says nothing about the request.
     json_response(
         status,
         format!(
-            r#"{{"error":"injected_failure","status":{}}}"#,
+            r#"{{"message":"injected failure","status":{}}}"#,
             status.as_u16()
         ),
     )
+}
+
+/// The answer of [`Behavior::OAuthError`]: `{"error": code}` with this status.
+fn injected_oauth_error(status: u16, code: &str) -> Response<Body> {
+    let status = StatusCode::from_u16(status)
+        .ok()
+        .filter(|status| !status.is_informational())
+        .unwrap_or(StatusCode::BAD_REQUEST);
+    json_response(status, serde_json::json!({ "error": code }).to_string())
 }
 
 /// `400 {"error":"invalid_request", "error_description": …}`.
@@ -317,6 +328,7 @@ async fn handle_form(
     let behavior = state.behavior(endpoint);
     match &behavior {
         Behavior::Status(code) => return injected_status(*code),
+        Behavior::OAuthError(status, code) => return injected_oauth_error(*status, code),
         Behavior::InvalidJson if introspection => {
             return json_response(
                 StatusCode::OK,

@@ -20,9 +20,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::InvalidToken;
+use crate::error::{BuildError, InvalidToken};
 use crate::token::BearerToken;
-use crate::validate::{TokenValidator, Validation};
+use crate::validate::{TokenValidator, Validation, ValidationContext};
 
 /// Tries validators in order; the first one [responsible](TokenValidator::is_responsible_for) for a token
 /// decides it alone. A token no validator is responsible for is refused (`invalid_token`).
@@ -59,21 +59,40 @@ impl fmt::Debug for FirstMatch {
 }
 
 impl TokenValidator for FirstMatch {
-    fn validate(&self, token: &BearerToken) -> Validation {
-        match self.validators.iter().find(|v| v.is_responsible_for(token)) {
-            Some(validator) => validator.validate(token),
+    fn validate(&self, token: &BearerToken, context: &ValidationContext) -> Validation {
+        match self
+            .validators
+            .iter()
+            .find(|v| v.is_responsible_for(token, context))
+        {
+            Some(validator) => validator.validate(token, context),
             None => Validation::ready(Err(InvalidToken::NotApplicable.into())),
         }
     }
 
-    fn bind_resource(&self, resource: &str) {
-        for validator in &self.validators {
-            validator.bind_resource(resource);
-        }
+    fn check_context(&self, context: &ValidationContext) -> Result<(), BuildError> {
+        self.validators
+            .iter()
+            .try_for_each(|v| v.check_context(context))
     }
 
-    fn is_responsible_for(&self, token: &BearerToken) -> bool {
-        self.validators.iter().any(|v| v.is_responsible_for(token))
+    /// The union of the members' issuers; `None` when any member cannot name its own.
+    fn trusted_issuers(&self) -> Option<Vec<String>> {
+        let mut all = Vec::new();
+        for validator in &self.validators {
+            for issuer in validator.trusted_issuers()? {
+                if !all.contains(&issuer) {
+                    all.push(issuer);
+                }
+            }
+        }
+        Some(all)
+    }
+
+    fn is_responsible_for(&self, token: &BearerToken, context: &ValidationContext) -> bool {
+        self.validators
+            .iter()
+            .any(|v| v.is_responsible_for(token, context))
     }
 }
 
@@ -94,9 +113,10 @@ mod tests {
         let chain = FirstMatch::new()
             .then(statics("first-token-0123456789", "first"))
             .then(statics("second-token-0123456789", "second"));
+        let context = ValidationContext::new("https://rs.example.com");
         let check = |t: &str| {
             chain
-                .validate(&BearerToken::new(t).unwrap())
+                .validate(&BearerToken::new(t).unwrap(), &context)
                 .into_ready()
                 .unwrap()
         };
@@ -112,9 +132,12 @@ mod tests {
             check("third-token-0123456789").unwrap_err(),
             crate::ValidationError::InvalidToken(InvalidToken::NotApplicable)
         );
-        assert!(!chain.is_responsible_for(&BearerToken::new("third-token-0123456789").unwrap()));
+        assert!(!chain.is_responsible_for(
+            &BearerToken::new("third-token-0123456789").unwrap(),
+            &context
+        ));
         assert!(FirstMatch::new()
-            .validate(&BearerToken::new("x").unwrap())
+            .validate(&BearerToken::new("x").unwrap(), &context)
             .into_ready()
             .unwrap()
             .is_err());

@@ -13,7 +13,7 @@ use crate::error::{BuildError, InvalidToken};
 use crate::extract::is_b64token;
 use crate::scope::ScopeSet;
 use crate::token::{AccessToken, BearerToken};
-use crate::validate::{TokenValidator, Validation};
+use crate::validate::{TokenValidator, Validation, ValidationContext};
 
 /// Tokens shorter than this are refused at build time: they could be guessed.
 pub const MIN_STATIC_TOKEN_BYTES: usize = 16;
@@ -62,7 +62,7 @@ impl StaticToken {
 /// Validates a fixed set of tokens.
 ///
 /// ```
-/// use bearer_guard::{BearerToken, StaticToken, StaticValidator, TokenValidator};
+/// use bearer_guard::{BearerToken, StaticToken, StaticValidator, TokenValidator, ValidationContext};
 ///
 /// let validator = StaticValidator::builder()
 ///     .token("dev-token-0123456789abcdef", StaticToken::new("alice").scopes(["notes:read"]))
@@ -70,7 +70,8 @@ impl StaticToken {
 ///     .unwrap();
 ///
 /// let token = BearerToken::new("dev-token-0123456789abcdef").unwrap();
-/// let access = validator.validate(&token).into_ready().unwrap().unwrap();
+/// let context = ValidationContext::new("https://api.example.com/notes");
+/// let access = validator.validate(&token, &context).into_ready().unwrap().unwrap();
 /// assert_eq!(access.subject(), Some("alice"));
 /// // The token never shows in Debug output.
 /// assert!(!format!("{validator:?}").contains("dev-token"));
@@ -113,7 +114,7 @@ impl StaticValidator {
 }
 
 impl TokenValidator for StaticValidator {
-    fn validate(&self, token: &BearerToken) -> Validation {
+    fn validate(&self, token: &BearerToken, _context: &ValidationContext) -> Validation {
         Validation::ready(
             self.lookup(token)
                 .cloned()
@@ -122,8 +123,13 @@ impl TokenValidator for StaticValidator {
     }
 
     /// Responsible only for its own tokens (so it can sit first in a [`FirstMatch`](crate::FirstMatch)).
-    fn is_responsible_for(&self, token: &BearerToken) -> bool {
+    fn is_responsible_for(&self, token: &BearerToken, _context: &ValidationContext) -> bool {
         self.lookup(token).is_some()
+    }
+
+    /// Static tokens come from configuration, not from an authorization server.
+    fn trusted_issuers(&self) -> Option<Vec<String>> {
+        Some(Vec::new())
     }
 }
 
@@ -222,7 +228,8 @@ mod tests {
     }
 
     fn check(v: &StaticValidator, token: &str) -> Result<AccessToken, crate::ValidationError> {
-        v.validate(&BearerToken::new(token).unwrap())
+        let context = ValidationContext::new("https://rs.example.com");
+        v.validate(&BearerToken::new(token).unwrap(), &context)
             .into_ready()
             .unwrap()
     }

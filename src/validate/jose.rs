@@ -351,6 +351,8 @@ pub(crate) struct Claims<'a> {
     pub(crate) appid: Member<'a>,
     pub(crate) scope: Member<'a>,
     pub(crate) scp: Scp<'a>,
+    /// A `cnf` (confirmation, RFC 7800) member is present: the token is sender-constrained.
+    pub(crate) cnf: bool,
 }
 
 impl<'a> Claims<'a> {
@@ -488,6 +490,7 @@ enum Known {
     Scope,
     Scp,
     Jti,
+    Cnf,
 }
 
 impl Known {
@@ -507,6 +510,7 @@ impl Known {
             "scope" => Self::Scope,
             "scp" => Self::Scp,
             "jti" => Self::Jti,
+            "cnf" => Self::Cnf,
             _ => return None,
         })
     }
@@ -556,6 +560,10 @@ impl<'de> Deserialize<'de> for Claims<'de> {
                                 StrOrArray::Array(Strings(items, _)) => Scp::Many(items),
                                 StrOrArray::Other => Scp::Other,
                             }
+                        }
+                        Some(Known::Cnf) => {
+                            claims.cnf = true;
+                            access.next_value::<SkipValue>()?;
                         }
                         Some(Known::Jti) | None => {
                             access.next_value::<SkipValue>()?;

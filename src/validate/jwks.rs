@@ -7,8 +7,8 @@
 //!   `verify`, keys carrying private material, RSA keys under 2048 bits and malformed keys are ignored.
 //! - The current key set is an `arc-swap` snapshot: a request reads it without a lock or an allocation.
 //! - Refetches are coalesced (one in flight, every waiter shares its result), an unknown `kid` can trigger
-//!   at most one refetch per cooldown, and unknown `kid`s are remembered (negative cache) until the next
-//!   successful fetch.
+//!   at most one refetch per cooldown, and unknown `kid`s are remembered (negative cache) for the cooldown
+//!   or until the next successful fetch, whichever comes first.
 //! - A failed fetch never replaces a good key set; a key set older than the staleness bound is no longer
 //!   used (fail closed, 503).
 
@@ -26,7 +26,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::{BuildError, Unavailable};
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::{FetchError, Fetcher, FAILURE_BACKOFF};
 use crate::validate::alg::{Algorithm, AlgorithmSet};
 use crate::validate::discovery::{discover, DiscoveryError};
 
@@ -41,8 +41,6 @@ pub const DEFAULT_REFRESH_BOUNDS: (Duration, Duration) =
     (Duration::from_secs(60), Duration::from_secs(3600));
 /// Refresh interval when the JWKS response has no `max-age`.
 const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
-/// Least time between two fetch attempts after a failure, whatever triggers them.
-const FAILURE_BACKOFF: Duration = Duration::from_secs(1);
 /// Largest `kid` looked up.
 pub(crate) const MAX_KID_LEN: usize = 256;
 /// Largest number of unknown `kid`s remembered.
@@ -568,9 +566,11 @@ impl KeyStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// How long an unknown `kid` is remembered as missing.
+    /// How long an unknown `kid` is remembered as missing: the cooldown, no longer. A `kid` named by
+    /// junk before its key is published must not keep the real key out past the rate limit (and every
+    /// successful fetch forgets all missing `kid`s).
     fn negative_ttl(&self) -> Duration {
-        (self.limits.unknown_kid_cooldown * 10).max(Duration::from_secs(1))
+        self.limits.unknown_kid_cooldown.max(Duration::from_secs(1))
     }
 
     /// May a token naming this unknown `kid` trigger a refetch now? `false` when the `kid` was recently
@@ -659,6 +659,7 @@ impl KeyStore {
                 })));
                 let mut attempts = self.lock_attempts();
                 attempts.last_failure = None;
+                attempts.negative.clear();
                 attempts.next_refresh = Some(self.refresh_interval(max_age));
                 Ok(())
             }

@@ -56,7 +56,9 @@ use crate::validate::jose::{self, decode_b64, Audience, Claims, Date, Header, Ki
 use crate::validate::jwks::{
     KeyLimits, KeyMiss, KeySource, KeyStore, RefreshError, Snapshot, Trigger,
 };
-use crate::validate::{TokenValidator, Validation, ValidationResult, DEFAULT_LEEWAY};
+use crate::validate::{
+    TokenValidator, Validation, ValidationContext, ValidationResult, DEFAULT_LEEWAY,
+};
 
 /// Installs jsonwebtoken's aws-lc-rs provider when both crypto backends are compiled in (jsonwebtoken refuses
 /// to choose by itself then). With one backend, jsonwebtoken picks it and this does nothing.
@@ -144,9 +146,8 @@ enum TypPolicy {
 
 struct Inner {
     issuer: Arc<str>,
+    /// Explicitly configured audiences; empty: the asking layer's resource.
     audiences: Vec<String>,
-    /// Set by the layer (`bind_resource`) when no audience was configured.
-    bound_audience: OnceLock<String>,
     algorithms: AlgorithmSet,
     leeway: u64,
     typ: TypPolicy,
@@ -206,18 +207,10 @@ impl JwtValidator {
         &self.inner.issuer
     }
 
-    /// The audiences accepted (configured, or the layer's resource).
+    /// The explicitly configured audiences. Empty (the default): each layer's own resource is the one
+    /// audience accepted at that layer.
     pub fn audiences(&self) -> Vec<&str> {
-        if self.inner.audiences.is_empty() {
-            self.inner
-                .bound_audience
-                .get()
-                .map(String::as_str)
-                .into_iter()
-                .collect()
-        } else {
-            self.inner.audiences.iter().map(String::as_str).collect()
-        }
+        self.inner.audiences.iter().map(String::as_str).collect()
     }
 
     /// Waits until a usable key set is loaded (fetching it if needed). A service can call this before it
@@ -244,11 +237,16 @@ impl JwtValidator {
         self.inner.keys.fetch_count()
     }
 
-    /// Is this very token in the verified-token cache (verified by this validator, still good)?
-    pub(crate) fn is_cached(&self, token: &BearerToken) -> bool {
+    /// Is this very token in the verified-token cache (verified by this validator for this context, still
+    /// good)?
+    pub(crate) fn is_cached(&self, token: &BearerToken, context: &ValidationContext) -> bool {
         let inner = &self.inner;
         inner.cache.as_ref().is_some_and(|cache| {
-            cache.contains(&token.sha256(), unix_now_ms(), inner.keys.removal_epoch())
+            cache.contains(
+                &context.cache_key(token),
+                unix_now_ms(),
+                inner.keys.removal_epoch(),
+            )
         })
     }
 
@@ -260,7 +258,7 @@ impl JwtValidator {
 
 impl Inner {
     /// Steps 1–3: everything but the signature.
-    fn check(&self, token: &[u8]) -> Result<Checked, InvalidToken> {
+    fn check(&self, token: &[u8], context: &ValidationContext) -> Result<Checked, InvalidToken> {
         // Exactly two dots (`memchr`: many bytes at a time; serde_json already depends on it).
         let Some(first) = memchr::memchr(b'.', token) else {
             return Err(InvalidToken::Malformed);
@@ -293,7 +291,12 @@ impl Inner {
             Member::Str(iss) if **iss == *self.issuer => {}
             _ => return Err(InvalidToken::WrongIssuer),
         }
-        self.check_audience(&claims.aud)?;
+        self.check_audience(&claims.aud, context)?;
+        if claims.cnf {
+            // A sender-constrained token (RFC 9449 `jkt`, RFC 8705 `x5t#S256`, or any other confirmation
+            // method) proves nothing without its proof of possession, which this guard does not check.
+            return Err(InvalidToken::SenderConstrained);
+        }
         let now = unix_now() as f64;
         let leeway = self.leeway as f64;
         let Date::At(exp) = claims.exp else {
@@ -360,16 +363,18 @@ impl Inner {
         Ok((alg, kid))
     }
 
-    fn check_audience(&self, aud: &Audience<'_>) -> Result<(), InvalidToken> {
-        let accepted: &[String] = if self.audiences.is_empty() {
-            match self.bound_audience.get() {
-                Some(bound) => std::slice::from_ref(bound),
-                None => &[],
+    fn check_audience(
+        &self,
+        aud: &Audience<'_>,
+        context: &ValidationContext,
+    ) -> Result<(), InvalidToken> {
+        let names_us = |aud: &str| {
+            if self.audiences.is_empty() {
+                aud == context.resource()
+            } else {
+                self.audiences.iter().any(|a| a == aud)
             }
-        } else {
-            &self.audiences
         };
-        let names_us = |aud: &str| accepted.iter().any(|a| a == aud);
         let ok = match aud {
             Audience::Absent => false,
             Audience::One(aud) => names_us(aud),
@@ -453,13 +458,13 @@ impl Inner {
         &self,
         checked: Checked,
         token: &[u8],
-        digest: Option<[u8; 32]>,
+        key: Option<[u8; 32]>,
         epoch: u64,
     ) -> AccessToken {
         self.remember_header(&checked, token);
         let Checked { access, exp, .. } = checked;
-        if let (Some(cache), Some(digest)) = (&self.cache, digest) {
-            cache.insert(digest, access.clone(), exp, unix_now_ms(), epoch);
+        if let (Some(cache), Some(key)) = (&self.cache, key) {
+            cache.insert(key, access.clone(), exp, unix_now_ms(), epoch);
         }
         access
     }
@@ -518,12 +523,12 @@ impl Inner {
         self: Arc<Self>,
         checked: Checked,
         token: BearerToken,
-        digest: Option<[u8; 32]>,
+        key: Option<[u8; 32]>,
     ) -> ValidationResult {
         let epoch = self.keys.removal_epoch();
         let generation = self.keys.generation();
         let trigger = match self.try_verify(&checked, token.as_bytes()) {
-            Ok(Ok(())) => return Ok(self.accept(checked, token.as_bytes(), digest, epoch)),
+            Ok(Ok(())) => return Ok(self.accept(checked, token.as_bytes(), key, epoch)),
             Ok(Err(invalid)) => return Err(invalid.into()),
             Err(trigger) => trigger,
         };
@@ -543,7 +548,7 @@ impl Inner {
         }
         let epoch = self.keys.removal_epoch();
         match self.try_verify(&checked, token.as_bytes()) {
-            Ok(Ok(())) => Ok(self.accept(checked, token.as_bytes(), digest, epoch)),
+            Ok(Ok(())) => Ok(self.accept(checked, token.as_bytes(), key, epoch)),
             Ok(Err(invalid)) => Err(invalid.into()),
             Err(Trigger::UnknownKid) => {
                 // Fetched and still no such key: remember the kid so tokens naming it are refused at once.
@@ -558,12 +563,12 @@ impl Inner {
 }
 
 impl TokenValidator for JwtValidator {
-    fn validate(&self, token: &BearerToken) -> Validation {
+    fn validate(&self, token: &BearerToken, context: &ValidationContext) -> Validation {
         let inner = &self.inner;
         let epoch = inner.keys.removal_epoch();
-        let digest = inner.cache.as_ref().map(|_| token.sha256());
-        if let (Some(cache), Some(digest)) = (&inner.cache, &digest) {
-            if let Some(hit) = cache.get(digest, unix_now_ms(), epoch) {
+        let key = inner.cache.as_ref().map(|_| context.cache_key(token));
+        if let (Some(cache), Some(key)) = (&inner.cache, &key) {
+            if let Some(hit) = cache.get(key, unix_now_ms(), epoch) {
                 // A cached verification is only as good as the key set behind it: past the staleness
                 // bound, fall through to the path that refetches or fails closed.
                 if inner.keys.usable().is_some() {
@@ -572,7 +577,7 @@ impl TokenValidator for JwtValidator {
             }
         }
         let bytes = token.as_bytes();
-        let checked = match inner.check(bytes) {
+        let checked = match inner.check(bytes, context) {
             Ok(checked) => checked,
             Err(invalid) => return Validation::ready(Err(invalid.into())),
         };
@@ -580,7 +585,7 @@ impl TokenValidator for JwtValidator {
             if let Some(snapshot) = guard.as_ref() {
                 match inner.verify(&checked, bytes, snapshot) {
                     Ok(()) => {
-                        return Validation::ready(Ok(inner.accept(checked, bytes, digest, epoch)))
+                        return Validation::ready(Ok(inner.accept(checked, bytes, key, epoch)))
                     }
                     Err(Some(invalid)) => return Validation::ready(Err(invalid.into())),
                     Err(None) => {
@@ -596,18 +601,31 @@ impl TokenValidator for JwtValidator {
             }
         }
         let inner = self.inner.clone();
-        Validation::pending(inner.validate_with_fetch(checked, token.clone(), digest))
+        Validation::pending(inner.validate_with_fetch(checked, token.clone(), key))
     }
 
-    fn bind_resource(&self, resource: &str) {
-        let _ = self.inner.bound_audience.set(resource.to_owned());
+    /// Explicitly configured audiences must include the layer's resource: otherwise every token issued for
+    /// that layer would be refused, or (worse) tokens for other resources accepted there.
+    fn check_context(&self, context: &ValidationContext) -> Result<(), BuildError> {
+        let audiences = &self.inner.audiences;
+        if audiences.is_empty() || audiences.iter().any(|a| a == context.resource()) {
+            Ok(())
+        } else {
+            Err(BuildError::AudienceExcludesResource(
+                context.resource().to_owned(),
+            ))
+        }
+    }
+
+    fn trusted_issuers(&self) -> Option<Vec<String>> {
+        Some(vec![self.inner.issuer.to_string()])
     }
 
     /// Responsible for JWTs whose (unverified) `iss` is this issuer. A token in the verified-token cache
     /// was verified as this issuer's, so the payload is not decoded for it (the token's hash is computed
     /// once and used again by `validate`).
-    fn is_responsible_for(&self, token: &BearerToken) -> bool {
-        self.is_cached(token)
+    fn is_responsible_for(&self, token: &BearerToken, context: &ValidationContext) -> bool {
+        self.is_cached(token, context)
             || with_unverified_issuer(token.as_str(), |iss| iss == Ok(&*self.inner.issuer))
     }
 }
@@ -648,7 +666,9 @@ impl JwtValidatorBuilder {
     }
 
     /// Accepts tokens whose `aud` names `audience` (repeatable: explicit aliases only, compared exactly).
-    /// Default: the resource of the [`BearerAuthLayer`](crate::BearerAuthLayer) the validator is given to.
+    /// Default: at each [`BearerAuthLayer`](crate::BearerAuthLayer) the validator guards, that layer's own
+    /// resource. With explicit audiences, every layer the validator guards must have its resource among
+    /// them (its `build()` fails otherwise), and each of these audiences is accepted at each such layer.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
         self
@@ -791,7 +811,6 @@ impl JwtValidatorBuilder {
             inner: Arc::new(Inner {
                 issuer: Arc::from(self.issuer),
                 audiences: self.audiences,
-                bound_audience: OnceLock::new(),
                 algorithms: self.algorithms,
                 leeway: self.leeway.as_secs(),
                 typ: self.typ,

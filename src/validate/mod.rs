@@ -5,19 +5,25 @@
 //!
 //! Validators that can answer at once (static tokens, a cache hit) return [`Validation::ready`]; the layer
 //! then decides without allocating a future. Validators that must wait (a key fetch, an introspection call)
-//! return [`Validation::pending`] with a `'static` future; [`BearerToken`] is cheap to clone into it.
+//! return [`Validation::pending`] with a `'static` future; [`BearerToken`] and [`ValidationContext`] are
+//! cheap to clone into it.
+//!
+//! Every validation receives the asking layer's [`ValidationContext`] (the resource the token's audience
+//! must name): a validator shared by several layers answers each for its own resource, and its caches are
+//! keyed by [`ValidationContext::cache_key`] so that an answer checked for one layer never serves another.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::error::ValidationError;
+use crate::error::{BuildError, ValidationError};
 use crate::token::{AccessToken, BearerToken};
 
 #[cfg(feature = "jwt")]
 pub mod alg;
 mod chain;
+mod context;
 #[cfg(feature = "remote")]
 pub mod discovery;
 mod fixed;
@@ -31,13 +37,20 @@ pub(crate) mod jwks;
 mod jwt;
 #[cfg(feature = "jwt")]
 mod multi;
+#[cfg(feature = "introspection")]
+mod shape;
 
 #[cfg(feature = "jwt")]
 pub use alg::{Algorithm, AlgorithmSet};
 pub use chain::FirstMatch;
+pub use context::ValidationContext;
 pub use fixed::{StaticToken, StaticValidator, StaticValidatorBuilder};
 #[cfg(feature = "introspection")]
 pub use introspect::{ClientAuth, IntrospectionValidator, IntrospectionValidatorBuilder};
+#[cfg(feature = "introspection")]
+pub use introspect::{
+    DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_MAX_QUEUED_CALLS, DEFAULT_MAX_QUEUE_WAIT,
+};
 #[cfg(feature = "jwt")]
 pub use jwt::{JwtValidator, JwtValidatorBuilder};
 #[cfg(feature = "jwt")]
@@ -54,17 +67,17 @@ type BoxValidation = Pin<Box<dyn Future<Output = ValidationResult> + Send + 'sta
 /// Validates bearer tokens.
 ///
 /// ```
-/// use bearer_guard::{AccessToken, BearerToken, InvalidToken, TokenValidator, Validation};
+/// use bearer_guard::{AccessToken, BearerToken, InvalidToken, TokenValidator, Validation, ValidationContext};
 ///
-/// /// Accepts tokens that a (pretend) remote service confirms.
+/// /// Accepts tokens that a (pretend) remote service confirms for the layer's resource.
 /// struct Remote;
 ///
 /// impl TokenValidator for Remote {
-///     fn validate(&self, token: &BearerToken) -> Validation {
-///         let token = token.clone();
+///     fn validate(&self, token: &BearerToken, context: &ValidationContext) -> Validation {
+///         let (token, context) = (token.clone(), context.clone());
 ///         Validation::pending(async move {
-///             // ... ask a remote service about `token` here ...
-///             if token.len() > 10 {
+///             // ... ask a remote service whether `token` is good for `context.resource()` here ...
+///             if token.len() > 10 && context.resource().starts_with("https://") {
 ///                 Ok(AccessToken::builder().subject("remote-user").build())
 ///             } else {
 ///                 Err(InvalidToken::Unknown.into())
@@ -75,52 +88,61 @@ type BoxValidation = Pin<Box<dyn Future<Output = ValidationResult> + Send + 'sta
 /// # let _: std::sync::Arc<dyn TokenValidator> = std::sync::Arc::new(Remote);
 /// ```
 pub trait TokenValidator: Send + Sync + 'static {
-    /// Validates `token`.
-    fn validate(&self, token: &BearerToken) -> Validation;
+    /// Validates `token` for the layer described by `context` (its audience, and the key of any cached
+    /// answer: [`ValidationContext::cache_key`]).
+    fn validate(&self, token: &BearerToken, context: &ValidationContext) -> Validation;
 
-    /// Called once by [`BearerAuthLayerBuilder::build`](crate::BearerAuthLayerBuilder::build) with the
-    /// layer's resource identifier, so validators can default their expected audience to it. Composite
-    /// validators pass it on. The default does nothing.
-    fn bind_resource(&self, resource: &str) {
-        let _ = resource;
+    /// Called by [`BearerAuthLayerBuilder::build`](crate::BearerAuthLayerBuilder::build) with the layer's
+    /// context: a validator refuses a layer it cannot serve (e.g. explicitly configured audiences that do
+    /// not include the layer's resource), so the mistake is a build error, not a refusal of every request.
+    /// Composite validators ask each member. The default accepts every layer.
+    fn check_context(&self, context: &ValidationContext) -> Result<(), BuildError> {
+        let _ = context;
+        Ok(())
+    }
+
+    /// The issuers whose tokens this validator can accept, if it knows them: `None` when it may accept
+    /// tokens of issuers it cannot name (a custom validator, introspection without a configured issuer),
+    /// `Some(vec![])` when it accepts no authorization server's tokens (static tokens). A layer whose
+    /// validator names its issuers refuses to advertise an authorization server outside them (see
+    /// [`BearerAuthLayerBuilder::check_authorization_servers`](crate::BearerAuthLayerBuilder::check_authorization_servers)).
+    fn trusted_issuers(&self) -> Option<Vec<String>> {
+        None
     }
 
     /// Is this validator the one that should judge `token`? [`FirstMatch`] gives each token to the first
     /// validator that says yes (a JWT validator claims the JWTs of its issuer, an introspection validator
-    /// claims everything). Must be cheap and must not do I/O. The default is `true`.
-    fn is_responsible_for(&self, token: &BearerToken) -> bool {
-        let _ = token;
+    /// claims the tokens that are not JWTs). Must be cheap and must not do I/O. The default is `true`.
+    fn is_responsible_for(&self, token: &BearerToken, context: &ValidationContext) -> bool {
+        let _ = (token, context);
         true
     }
 }
 
-impl<T: TokenValidator + ?Sized> TokenValidator for Arc<T> {
-    fn validate(&self, token: &BearerToken) -> Validation {
-        (**self).validate(token)
-    }
+/// Forwards every method (for `Arc<T>` and `Box<T>`).
+macro_rules! forward_validator {
+    ($($wrapper:ident),*) => {$(
+        impl<T: TokenValidator + ?Sized> TokenValidator for $wrapper<T> {
+            fn validate(&self, token: &BearerToken, context: &ValidationContext) -> Validation {
+                (**self).validate(token, context)
+            }
 
-    fn bind_resource(&self, resource: &str) {
-        (**self).bind_resource(resource)
-    }
+            fn check_context(&self, context: &ValidationContext) -> Result<(), BuildError> {
+                (**self).check_context(context)
+            }
 
-    fn is_responsible_for(&self, token: &BearerToken) -> bool {
-        (**self).is_responsible_for(token)
-    }
+            fn trusted_issuers(&self) -> Option<Vec<String>> {
+                (**self).trusted_issuers()
+            }
+
+            fn is_responsible_for(&self, token: &BearerToken, context: &ValidationContext) -> bool {
+                (**self).is_responsible_for(token, context)
+            }
+        }
+    )*};
 }
 
-impl<T: TokenValidator + ?Sized> TokenValidator for Box<T> {
-    fn validate(&self, token: &BearerToken) -> Validation {
-        (**self).validate(token)
-    }
-
-    fn bind_resource(&self, resource: &str) {
-        (**self).bind_resource(resource)
-    }
-
-    fn is_responsible_for(&self, token: &BearerToken) -> bool {
-        (**self).is_responsible_for(token)
-    }
-}
+forward_validator!(Arc, Box);
 
 /// A validation that is either decided already or still running. It is a `Future` (and `Unpin`), so
 /// composite validators can `.await` it.

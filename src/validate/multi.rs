@@ -20,10 +20,11 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use crate::error::BuildError;
 use crate::error::InvalidToken;
 use crate::token::BearerToken;
 use crate::validate::jwt::{with_unverified_issuer, JwtValidator};
-use crate::validate::{TokenValidator, Validation};
+use crate::validate::{TokenValidator, Validation, ValidationContext};
 
 /// With up to this many issuers, a token is first looked for in each validator's verified-token cache (its
 /// SHA-256 is computed once): a token seen before then costs no payload decoding to route.
@@ -55,11 +56,17 @@ impl MultiIssuer {
 
     /// The validator that verified this very token before (a verified token names its issuer), if it is
     /// still in that validator's cache.
-    fn validator_with_cached(&self, token: &BearerToken) -> Option<&JwtValidator> {
+    fn validator_with_cached(
+        &self,
+        token: &BearerToken,
+        context: &ValidationContext,
+    ) -> Option<&JwtValidator> {
         if self.validators.len() > CACHE_PROBE_MAX_ISSUERS {
             return None;
         }
-        self.validators.values().find(|v| v.is_cached(token))
+        self.validators
+            .values()
+            .find(|v| v.is_cached(token, context))
     }
 
     /// The validator of `issuer`.
@@ -75,28 +82,32 @@ impl fmt::Debug for MultiIssuer {
 }
 
 impl TokenValidator for MultiIssuer {
-    fn validate(&self, token: &BearerToken) -> Validation {
-        if let Some(validator) = self.validator_with_cached(token) {
-            return validator.validate(token);
+    fn validate(&self, token: &BearerToken, context: &ValidationContext) -> Validation {
+        if let Some(validator) = self.validator_with_cached(token, context) {
+            return validator.validate(token, context);
         }
         with_unverified_issuer(token.as_str(), |issuer| match issuer {
             Ok(issuer) => match self.validators.get(issuer) {
-                Some(validator) => validator.validate(token),
+                Some(validator) => validator.validate(token, context),
                 None => Validation::ready(Err(InvalidToken::WrongIssuer.into())),
             },
             Err(invalid) => Validation::ready(Err(invalid.into())),
         })
     }
 
-    fn bind_resource(&self, resource: &str) {
-        for validator in self.validators.values() {
-            validator.bind_resource(resource);
-        }
+    fn check_context(&self, context: &ValidationContext) -> Result<(), BuildError> {
+        self.validators
+            .values()
+            .try_for_each(|v| v.check_context(context))
+    }
+
+    fn trusted_issuers(&self) -> Option<Vec<String>> {
+        Some(self.validators.keys().cloned().collect())
     }
 
     /// Responsible for JWTs whose `iss` is one of the trusted issuers.
-    fn is_responsible_for(&self, token: &BearerToken) -> bool {
-        self.validator_with_cached(token).is_some()
+    fn is_responsible_for(&self, token: &BearerToken, context: &ValidationContext) -> bool {
+        self.validator_with_cached(token, context).is_some()
             || with_unverified_issuer(token.as_str(), |iss| {
                 iss.is_ok_and(|iss| self.validators.contains_key(iss))
             })

@@ -4,10 +4,20 @@
 use std::time::Duration;
 
 use bearer_guard::testkit::{DevIssuer, DevIssuerBuilder, TokenBuilder};
-use bearer_guard::{AccessToken, BearerToken, InvalidToken, TokenValidator, ValidationError};
+use bearer_guard::{
+    AccessToken, BearerToken, InvalidToken, TokenValidator, ValidationContext, ValidationError,
+};
 use tokio::time::timeout;
 
 use super::WAIT;
+
+/// The resource of the layer the validator tests pretend to be (the usual `AUD` of their tokens).
+pub const LAYER_RESOURCE: &str = "https://mcp.example.com/mcp";
+
+/// The validation context of a layer guarding [`LAYER_RESOURCE`].
+pub fn context() -> ValidationContext {
+    ValidationContext::new(LAYER_RESOURCE)
+}
 
 /// Starts a development issuer within [`WAIT`].
 pub async fn start(builder: DevIssuerBuilder) -> DevIssuer {
@@ -33,7 +43,7 @@ pub async fn validate_within(
     token: &str,
     bound: Duration,
 ) -> Result<AccessToken, ValidationError> {
-    timeout(bound, validator.validate(&bearer(token)))
+    timeout(bound, validator.validate(&bearer(token), &context()))
         .await
         .unwrap_or_else(|_| panic!("validation did not finish within {bound:?}"))
 }
