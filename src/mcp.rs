@@ -313,7 +313,7 @@ impl McpShared {
         let operation = if baseline.is_none() {
             requirement.clone()
         } else {
-            Requirement::all_of(baseline.preferred().chain(requirement.preferred()))
+            Requirement::union_of(baseline.preferred().chain(requirement.preferred()))
         };
         self.guard.challenger.respond(
             Rejection::InsufficientScope,
@@ -411,7 +411,7 @@ impl McpShared {
             return Err(self.forbid(first, token, parts));
         }
         // One challenge naming every scope the operation needs (MCP 2026-07-28 §11.1.1).
-        let union = Requirement::all_of(
+        let union = Requirement::union_of(
             std::iter::once(first)
                 .chain(rest)
                 .flat_map(Requirement::preferred),

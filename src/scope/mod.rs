@@ -26,11 +26,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::request::Parts;
-use http::Method;
 
 use crate::error::BuildError;
 
+mod route;
 mod set;
+pub use route::RoutePolicy;
 pub use set::ScopeSet;
 
 /// The scope MCP 2026-07-28 §10 says must never be advertised in a challenge or in `scopes_supported`.
@@ -129,7 +130,11 @@ impl fmt::Debug for ScopeHierarchy {
 
 /// Which scopes an operation needs: any one of several alternatives, each an all-of set.
 ///
-/// An empty requirement ([`Requirement::none`]) is satisfied by every valid token. Cloning is cheap
+/// An empty requirement ([`Requirement::none`]) is satisfied by every valid token; it is the only one.
+/// A requirement built from an *empty list* ([`all_of`](Requirement::all_of), [`any_of`](Requirement::any_of)
+/// or [`or_all_of`](Requirement::or_all_of) of nothing, as an empty configuration entry gives) is never
+/// satisfied, and [`BearerAuthLayerBuilder::build`](crate::BearerAuthLayerBuilder::build) refuses it:
+/// a missing list must not open the door. Cloning is cheap
 /// (reference counted), so policies hand out pre-built requirements without allocating.
 ///
 /// A requirement holding a scope that is not valid scope syntax can never be satisfied: a policy mistake
@@ -140,6 +145,8 @@ pub struct Requirement(Arc<RequirementInner>);
 
 struct RequirementInner {
     alternatives: Vec<Vec<Box<str>>>,
+    /// Built from an empty scope list: satisfied by nothing, refused by `check`.
+    empty_list: bool,
     /// The `scope` challenge value: the first alternative, `offline_access` removed, invalid scopes dropped.
     challenge_scope: Option<Box<str>>,
     /// The rejections of this requirement, rendered once by the first guard that sends them.
@@ -160,7 +167,7 @@ impl Requirement {
     {
         let set: Vec<Box<str>> = scopes.into_iter().map(|s| s.as_ref().into()).collect();
         if set.is_empty() {
-            return Self::none();
+            return Self::empty_list();
         }
         Self::from_alternatives(vec![set])
     }
@@ -171,12 +178,53 @@ impl Requirement {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Self::from_alternatives(
-            scopes
-                .into_iter()
-                .map(|s| vec![Box::<str>::from(s.as_ref())])
-                .collect(),
-        )
+        let alternatives: Vec<Vec<Box<str>>> = scopes
+            .into_iter()
+            .map(|s| vec![Box::<str>::from(s.as_ref())])
+            .collect();
+        if alternatives.is_empty() {
+            return Self::empty_list();
+        }
+        Self::from_alternatives(alternatives)
+    }
+
+    /// Every scope of `scopes` (the union the MCP layer challenges with); nothing when `scopes` is empty.
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+    pub(crate) fn union_of<'a>(scopes: impl IntoIterator<Item = &'a str>) -> Self {
+        let set: Vec<Box<str>> = scopes.into_iter().map(Box::from).collect();
+        if set.is_empty() {
+            return Self::none();
+        }
+        Self::from_alternatives(vec![set])
+    }
+
+    /// Both requirements: every way to satisfy this one combined with every way to satisfy `other`.
+    pub(crate) fn and(&self, other: &Requirement) -> Requirement {
+        if Arc::ptr_eq(&self.0, &other.0) || other.is_none() {
+            return self.clone();
+        }
+        if self.is_none() {
+            return other.clone();
+        }
+        if self.0.empty_list || other.0.empty_list {
+            return Self::empty_list();
+        }
+        let mut alternatives = Vec::new();
+        for a in &self.0.alternatives {
+            for b in &other.0.alternatives {
+                alternatives.push(a.iter().chain(b).cloned().collect());
+            }
+        }
+        Self::from_alternatives(alternatives)
+    }
+
+    /// What an empty list builds: never satisfied, refused at build.
+    fn empty_list() -> Self {
+        let mut requirement = Self::from_alternatives(Vec::new());
+        if let Some(inner) = Arc::get_mut(&mut requirement.0) {
+            inner.empty_list = true;
+        }
+        requirement
     }
 
     /// This requirement, or else all of `scopes` (an additional alternative).
@@ -187,8 +235,11 @@ impl Requirement {
     {
         let mut alternatives = self.0.alternatives.clone();
         let extra: Vec<Box<str>> = scopes.into_iter().map(|s| s.as_ref().into()).collect();
-        if alternatives.is_empty() || extra.is_empty() {
-            // `none()` or an empty alternative is already satisfied by everything.
+        if self.0.empty_list || extra.is_empty() {
+            return Self::empty_list();
+        }
+        if alternatives.is_empty() {
+            // `none()` is already satisfied by everything.
             return Self::none();
         }
         alternatives.push(extra);
@@ -210,18 +261,22 @@ impl Requirement {
         });
         Self(Arc::new(RequirementInner {
             alternatives,
+            empty_list: false,
             rendered: Default::default(),
             challenge_scope,
         }))
     }
 
-    /// Is nothing required?
+    /// Is nothing required? (Not for a requirement built from an empty list, which nothing satisfies.)
     pub fn is_none(&self) -> bool {
-        self.0.alternatives.is_empty()
+        self.0.alternatives.is_empty() && !self.0.empty_list
     }
 
     /// Is the requirement met by `granted`, honouring `hierarchy`?
     pub fn is_satisfied_by(&self, granted: &ScopeSet, hierarchy: &ScopeHierarchy) -> bool {
+        if self.0.empty_list {
+            return false;
+        }
         self.0.alternatives.is_empty()
             || self
                 .0
@@ -255,8 +310,13 @@ impl Requirement {
         &self.0.rendered
     }
 
-    /// Reports the first scope with invalid syntax.
+    /// Reports a requirement built from an empty list, or the first scope with invalid syntax.
     pub fn check(&self) -> Result<(), BuildError> {
+        if self.0.empty_list {
+            return Err(BuildError::Invalid(
+                "a requirement was built from an empty scope list (use Requirement::none() to require nothing)",
+            ));
+        }
         for scope in self.0.alternatives.iter().flatten() {
             if !is_valid_scope(scope) {
                 return Err(BuildError::InvalidScope(scope.escape_default().to_string()));
@@ -276,6 +336,9 @@ impl fmt::Debug for Requirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_none() {
             return f.write_str("Requirement::none");
+        }
+        if self.0.empty_list {
+            return f.write_str("Requirement::empty_list (never satisfied)");
         }
         f.debug_tuple("Requirement::any_of")
             .field(&self.0.alternatives)
@@ -329,82 +392,6 @@ where
     }
 }
 
-/// How a [`RoutePolicy`] route matches a path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum PathPattern {
-    Exact(Box<str>),
-    /// `"/admin/*"`: `/admin` itself and everything below it.
-    Prefix(Box<str>),
-}
-
-impl PathPattern {
-    fn parse(pattern: &str) -> Self {
-        match pattern.strip_suffix("/*") {
-            Some(prefix) => Self::Prefix(prefix.into()),
-            None => Self::Exact(pattern.into()),
-        }
-    }
-
-    fn matches(&self, path: &str) -> bool {
-        match self {
-            Self::Exact(exact) => path == &**exact,
-            Self::Prefix(prefix) => match path.strip_prefix(&**prefix) {
-                Some(rest) => rest.is_empty() || rest.starts_with('/'),
-                None => false,
-            },
-        }
-    }
-}
-
-/// Per-route requirements: the first route whose method and path match decides; otherwise the fallback.
-///
-/// Paths are matched exactly, or as a prefix on a segment boundary when the pattern ends in `/*`
-/// (`"/admin/*"` matches `/admin`, `/admin/` and `/admin/users`, not `/administrator`).
-#[derive(Debug, Clone, Default)]
-pub struct RoutePolicy {
-    routes: Vec<(Option<Method>, PathPattern, Requirement)>,
-    fallback: Requirement,
-}
-
-impl RoutePolicy {
-    /// No routes; the fallback requires nothing until [`RoutePolicy::fallback`] sets it.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a route. `method: None` matches every method.
-    pub fn route(mut self, method: Option<Method>, path: &str, requirement: Requirement) -> Self {
-        self.routes
-            .push((method, PathPattern::parse(path), requirement));
-        self
-    }
-
-    /// The requirement for requests no route matches.
-    pub fn fallback(mut self, requirement: Requirement) -> Self {
-        self.fallback = requirement;
-        self
-    }
-}
-
-impl ScopePolicy for RoutePolicy {
-    fn requirement(&self, request: &Parts) -> Requirement {
-        let path = request.uri.path();
-        for (method, pattern, requirement) in &self.routes {
-            if method.as_ref().is_none_or(|m| *m == request.method) && pattern.matches(path) {
-                return requirement.clone();
-            }
-        }
-        self.fallback.clone()
-    }
-
-    fn check(&self) -> Result<(), BuildError> {
-        for (_, _, requirement) in &self.routes {
-            requirement.check()?;
-        }
-        self.fallback.check()
-    }
-}
-
 /// Checks a hierarchy's scopes.
 pub(crate) fn check_hierarchy(hierarchy: &ScopeHierarchy) -> Result<(), BuildError> {
     for scope in hierarchy.all_scopes() {
@@ -418,16 +405,6 @@ pub(crate) fn check_hierarchy(hierarchy: &ScopeHierarchy) -> Result<(), BuildErr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parts(method: Method, path: &str) -> Parts {
-        http::Request::builder()
-            .method(method)
-            .uri(path)
-            .body(())
-            .unwrap()
-            .into_parts()
-            .0
-    }
 
     #[test]
     fn scope_syntax() {
@@ -510,32 +487,35 @@ mod tests {
     }
 
     #[test]
-    fn route_policy_first_match_wins() {
-        let policy = RoutePolicy::new()
-            .route(Some(Method::GET), "/notes", Requirement::all_of(["read"]))
-            .route(None, "/notes", Requirement::all_of(["write"]))
-            .route(None, "/admin/*", Requirement::all_of(["admin"]))
-            .fallback(Requirement::all_of(["base"]));
-        let first = |m, p| {
-            policy
-                .requirement(&parts(m, p))
-                .preferred()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(first(Method::GET, "/notes"), ["read"]);
-        assert_eq!(first(Method::POST, "/notes"), ["write"]);
-        assert_eq!(first(Method::GET, "/notes/1"), ["base"]);
-        assert_eq!(first(Method::GET, "/admin"), ["admin"]);
-        assert_eq!(first(Method::GET, "/admin/users"), ["admin"]);
-        assert_eq!(first(Method::GET, "/administrator"), ["base"]);
-        assert_eq!(first(Method::GET, "/notes?x=1"), ["read"]);
+    fn empty_lists_are_never_satisfied_and_refused_at_build() {
+        let granted = ScopeSet::parse("a b").unwrap();
+        let none = ScopeHierarchy::new();
+        let nothing: [&str; 0] = [];
+        for empty in [
+            Requirement::any_of(nothing),
+            Requirement::all_of(nothing),
+            Requirement::all_of(["a"]).or_all_of(nothing),
+            Requirement::any_of(nothing).or_all_of(["a"]),
+        ] {
+            assert!(!empty.is_satisfied_by(&granted, &none), "{empty:?}");
+            assert!(!empty.is_none());
+            assert!(empty.check().is_err(), "{empty:?}");
+            assert!(ScopePolicy::check(&empty).is_err());
+        }
+        // `none()` is the one explicit way to require nothing.
+        assert!(Requirement::none().is_satisfied_by(&ScopeSet::empty(), &none));
+        assert!(Requirement::none().check().is_ok());
+        // A conjunction with an empty list stays unsatisfiable.
+        assert!(!Requirement::all_of(["a"])
+            .and(&Requirement::any_of(nothing))
+            .is_satisfied_by(&granted, &none));
+        let both = Requirement::any_of(["a", "x"]).and(&Requirement::any_of(["b", "y"]));
+        assert!(both.is_satisfied_by(&granted, &none));
+        assert!(!both.is_satisfied_by(&ScopeSet::parse("a").unwrap(), &none));
     }
 
     #[test]
-    fn route_policy_check_reports_bad_scopes() {
-        let bad = RoutePolicy::new().route(None, "/", Requirement::all_of(["bad scope"]));
-        assert!(ScopePolicy::check(&bad).is_err());
+    fn hierarchy_check_reports_bad_scopes() {
         assert!(check_hierarchy(&ScopeHierarchy::new().implies("a", ["b\"c"])).is_err());
     }
 }
