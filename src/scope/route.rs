@@ -130,13 +130,13 @@ impl ScopePolicy for RoutePolicy {
 /// usual request allocates nothing.
 fn normalize(path: &str) -> Cow<'_, str> {
     let bytes = path.as_bytes();
-    let is_normal = !bytes.iter().any(|&b| b == b'%' || b.is_ascii_uppercase())
-        && !path.contains("//")
-        && !path
+    let needs_work = bytes.iter().any(|&b| b == b'%' || b.is_ascii_uppercase())
+        || path.contains("//")
+        || path
             .split('/')
             .any(|segment| segment == "." || segment == "..")
-        && !(path.len() > 1 && path.ends_with('/'));
-    if is_normal {
+        || (path.len() > 1 && path.ends_with('/'));
+    if !needs_work {
         return Cow::Borrowed(path);
     }
     // Percent-decode every escape (a router that decodes `%2F` sees a slash), then fold case.
