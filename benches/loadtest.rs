@@ -163,17 +163,16 @@ async fn start(apps: &[String], script_path: &str) -> (Vec<Target>, String, DevI
                 let addr = listener.local_addr().unwrap();
                 let resource = format!("http://{addr}/mcp");
                 let guard = demo_guard(&issuer, &resource).await;
-                let per_tool = guard
-                    .mcp_layer(
+                let guard_with_tools = guard
+                    .mcp_guard(
                         McpScopes::new()
                             .tool("echo", Requirement::all_of(["mcp:read"]))
                             .tool("write_note", Requirement::all_of(["mcp:write"]))
                             .fallback(Requirement::all_of(["mcp:read"])),
                     )
                     .unwrap();
-                let guarded = app::mcp_router("/mcp", addr.to_string(), addr)
-                    .layer(per_tool)
-                    .layer(guard);
+                let guarded =
+                    app::mcp_router("/mcp", addr.to_string(), addr).layer(guard_with_tools);
                 tokio::spawn(async move { axum::serve(listener, guarded).await.unwrap() });
                 let open_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let open_addr = open_listener.local_addr().unwrap();

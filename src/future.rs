@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::{FixedBody, ResponseBody};
-use crate::layer::Shared;
+use crate::layer::{ScopeCheck, Shared};
 use crate::scope::Requirement;
 use crate::validate::Validation;
 
@@ -20,6 +20,7 @@ struct Waiting<S, ReqBody> {
     request: Request<ReqBody>,
     requirement: Requirement,
     shared: Arc<Shared>,
+    scope_check: ScopeCheck,
 }
 
 pin_project! {
@@ -73,6 +74,7 @@ where
         request: Request<ReqBody>,
         requirement: Requirement,
         shared: Arc<Shared>,
+        scope_check: ScopeCheck,
     ) -> Self {
         Self {
             state: State::Validating {
@@ -82,6 +84,7 @@ where
                     request,
                     requirement,
                     shared,
+                    scope_check,
                 }),
             },
         }
@@ -112,12 +115,14 @@ where
                         request,
                         requirement,
                         shared,
+                        scope_check,
                     }) = waiting.take()
                     else {
                         return Poll::Ready(Ok(polled_after_completion().map(ResponseBody::guard)));
                     };
                     let (mut parts, body) = request.into_parts();
-                    let next = match shared.authorize(result, &mut parts, &requirement) {
+                    let next = match shared.authorize(result, &mut parts, &requirement, scope_check)
+                    {
                         Ok(()) => State::Calling {
                             future: service.call(Request::from_parts(parts, body)),
                         },

@@ -62,12 +62,18 @@ impl Shared {
 
     /// Steps 3 and 4: checks the validated token against the requirement and prepares the request.
     /// On rejection returns the response to send (not boxed: the rejection path should not allocate more).
+    ///
+    /// `scope_check` is [`ScopeCheck::DeferToMcp`] only for the guard inside a
+    /// [`McpGuardLayer`](crate::mcp::McpGuardLayer), whose inner service is always the MCP layer: a token
+    /// short of the guard's scopes then goes on, marked, and the MCP layer refuses it with one challenge
+    /// naming the guard's scopes and the operation's together.
     #[allow(clippy::result_large_err)]
     pub(crate) fn authorize(
         &self,
         result: ValidationResult,
         parts: &mut Parts,
         requirement: &Requirement,
+        scope_check: ScopeCheck,
     ) -> Result<(), Response<FixedBody>> {
         let access = match result {
             Ok(access) => access,
@@ -79,6 +85,16 @@ impl Shared {
             }
         };
         if !requirement.is_satisfied_by(access.scopes(), &self.hierarchy) {
+            #[cfg(feature = "mcp")]
+            if scope_check == ScopeCheck::DeferToMcp {
+                parts.extensions.insert(crate::mcp::ScopeShortfall);
+                if self.strip_authorization {
+                    parts.headers.remove(AUTHORIZATION);
+                }
+                parts.extensions.insert::<AccessToken>(access);
+                return Ok(());
+            }
+            let _ = scope_check;
             return Err(self.challenger.respond(
                 Rejection::InsufficientScope,
                 requirement,
@@ -106,6 +122,16 @@ impl Shared {
             RequestFacts::of(&parts.headers),
         )
     }
+}
+
+/// Who refuses a token that lacks the guard's own scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScopeCheck {
+    /// The guard, at once (every guard a user builds).
+    Here,
+    /// The MCP layer right inside (only within a `McpGuardLayer`).
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+    DeferToMcp,
 }
 
 /// A Tower layer that requires a valid bearer access token on every request to the wrapped service.
@@ -136,6 +162,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct BearerAuthLayer {
     shared: Arc<Shared>,
+    scope_check: ScopeCheck,
 }
 
 impl BearerAuthLayer {
@@ -182,6 +209,15 @@ impl BearerAuthLayer {
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
+
+    /// This guard, leaving the refusal of a token short of its scopes to the MCP layer it wraps.
+    #[cfg(feature = "mcp")]
+    pub(crate) fn deferring_scopes_to_mcp(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            scope_check: ScopeCheck::DeferToMcp,
+        }
+    }
 }
 
 impl fmt::Debug for BearerAuthLayer {
@@ -204,6 +240,7 @@ impl<S> Layer<S> for BearerAuthLayer {
         BearerAuth {
             inner,
             shared: self.shared.clone(),
+            scope_check: self.scope_check,
         }
     }
 }
@@ -429,6 +466,7 @@ impl BearerAuthLayerBuilder {
             self.error_body,
         );
         Ok(BearerAuthLayer {
+            scope_check: ScopeCheck::Here,
             shared: Arc::new(Shared {
                 validator,
                 context,
@@ -450,6 +488,7 @@ impl BearerAuthLayerBuilder {
 pub struct BearerAuth<S> {
     inner: S,
     shared: Arc<Shared>,
+    scope_check: ScopeCheck,
 }
 
 impl<S> BearerAuth<S> {
@@ -513,16 +552,21 @@ where
             .into_ready()
         {
             // Decided now: the service `poll_ready` made ready is called at once, no clone needed.
-            Ok(result) => match shared.authorize(result, &mut parts, &requirement) {
-                Ok(()) => ResponseFuture::call(&mut self.inner, Request::from_parts(parts, body)),
-                Err(response) => ResponseFuture::guard(response),
-            },
+            Ok(result) => {
+                match shared.authorize(result, &mut parts, &requirement, self.scope_check) {
+                    Ok(()) => {
+                        ResponseFuture::call(&mut self.inner, Request::from_parts(parts, body))
+                    }
+                    Err(response) => ResponseFuture::guard(response),
+                }
+            }
             Err(pending) => ResponseFuture::validating(
                 pending,
                 take_ready(&mut self.inner),
                 Request::from_parts(parts, body),
                 requirement,
                 self.shared.clone(),
+                self.scope_check,
             ),
         }
     }

@@ -69,7 +69,7 @@ pub use error::{BuildError, InvalidToken, Unavailable, ValidationError};
 pub use future::ResponseFuture;
 pub use layer::{BearerAuth, BearerAuthLayer, BearerAuthLayerBuilder};
 #[cfg(feature = "mcp")]
-pub use mcp::{McpResponseFuture, McpScope, McpScopeLayer, McpScopes};
+pub use mcp::{McpGuardLayer, McpResponseFuture, McpScope, McpScopeLayer, McpScopes};
 pub use metadata::{MetadataService, ProtectedResourceMetadata};
 pub use resource::WELL_KNOWN_PREFIX;
 pub use scope::{Requirement, RoutePolicy, ScopeHierarchy, ScopePolicy, ScopeSet};

@@ -109,19 +109,31 @@ async fn one_request_costs_at_most_about_twice_its_body() {
 
     // A batch of ~290 000 tiny messages: refused at the first member past the cap.
     let batch = Bytes::from(array_of(r#"{"method":"a"}"#));
-    checks.push(("tiny batch", measure(post(Full::new(batch.clone()))).await, StatusCode::BAD_REQUEST));
+    checks.push((
+        "tiny batch",
+        measure(post(Full::new(batch.clone()))).await,
+        StatusCode::BAD_REQUEST,
+    ));
 
     // One message whose `id` is an array of two million numbers: read, not kept.
     let numbers = vec!["1"; (BODY_BYTES - 64) / 2].join(",");
     let huge_id = format!(r#"{{"jsonrpc":"2.0","method":"tools/list","id":[{numbers}]}}"#);
-    checks.push(("huge id", measure(post(Full::new(Bytes::from(huge_id)))).await, StatusCode::OK));
+    checks.push((
+        "huge id",
+        measure(post(Full::new(Bytes::from(huge_id)))).await,
+        StatusCode::OK,
+    ));
 
     // A large legitimate argument: borrowed from the body, not copied.
     let text = "x".repeat(BODY_BYTES - 200);
     let call = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{text}"}}}}}}"#
     );
-    checks.push(("large argument", measure(post(Full::new(Bytes::from(call.clone())))).await, StatusCode::OK));
+    checks.push((
+        "large argument",
+        measure(post(Full::new(Bytes::from(call.clone())))).await,
+        StatusCode::OK,
+    ));
 
     // The same in 64 KiB chunks: joined once.
     let chunks: Vec<Result<http_body::Frame<Bytes>, Infallible>> = Bytes::from(call)

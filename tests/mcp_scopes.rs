@@ -50,6 +50,8 @@ const READER: &str = "McpReaderTok-4f8Kq2Lz7Xw1Vb9N";
 /// `mcp:read mcp:write`.
 const WRITER: &str = "McpWriterTok-6h3Jd8Pm1Rc5Ty0S";
 /// `mcp`, which the hierarchy expands to `mcp:read` and `mcp:write`.
+/// `profile` only: neither the guard's `mcp:read` nor any tool's scope.
+const OUTSIDER: &str = "McpOutsiderTok-2k8Fq5Zr1Wm7Yd3P";
 const BROAD: &str = "McpBroadTok-9a2Ge7Wn4Ux6Qk3B";
 const ISSUER: &str = "https://auth.example.com";
 
@@ -63,6 +65,7 @@ fn validator() -> StaticValidator {
             StaticToken::new("writer").scopes(["mcp:read", "mcp:write"]),
         )
         .token(BROAD, StaticToken::new("broad").scopes(["mcp"]))
+        .token(OUTSIDER, StaticToken::new("outsider").scopes(["profile"]))
         .build()
         .expect("static validator")
 }
@@ -160,13 +163,25 @@ impl Server {
 /// Serves `/mcp` (POST echoes the body it received; GET and DELETE answer fixed text) behind the MCP
 /// layer and the guard, in the documented order.
 async fn serve(scopes: McpScopes, include_granted: bool) -> Server {
-    serve_with(scopes, include_granted, false).await
+    serve_with(scopes, include_granted, Placement::Inside).await
 }
 
-async fn serve_with(scopes: McpScopes, include_granted: bool, misplaced: bool) -> Server {
+/// Where the MCP layer sits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Inside the guard, as documented for `mcp_layer`.
+    Inside,
+    /// Outside the guard (a mistake).
+    Outside,
+    /// Guard and MCP layer as one (`mcp_guard`).
+    Combined,
+}
+
+async fn serve_with(scopes: McpScopes, include_granted: bool, placement: Placement) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local_addr");
     let guard = guard(addr, include_granted);
+    let combined = guard.mcp_guard(scopes.clone()).expect("mcp guard");
     let mcp = guard.mcp_layer(scopes).expect("mcp layer");
     let calls = Arc::new(AtomicUsize::new(0));
     let (on_post, on_get, on_delete) = (calls.clone(), calls.clone(), calls.clone());
@@ -185,10 +200,10 @@ async fn serve_with(scopes: McpScopes, include_granted: bool, misplaced: bool) -
             "deleted"
         }),
     );
-    let router = if misplaced {
-        routes.layer(guard).layer(mcp)
-    } else {
-        routes.layer(mcp).layer(guard)
+    let router = match placement {
+        Placement::Outside => routes.layer(guard).layer(mcp),
+        Placement::Inside => routes.layer(mcp).layer(guard),
+        Placement::Combined => routes.layer(combined),
     };
     tokio::spawn(async move { axum::serve(listener, router).await });
     Server { addr, calls }
@@ -830,7 +845,7 @@ async fn get_and_delete_with_a_token_use_the_fallback() {
 
 #[tokio::test]
 async fn layer_outside_the_guard_fails_closed() {
-    let server = serve_with(scopes(), false, true).await;
+    let server = serve_with(scopes(), false, Placement::Outside).await;
     let reply = server.post(WRITER, &tools_call(json!(1), "echo")).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(!reply.text().contains(WRITER));
@@ -1057,4 +1072,49 @@ async fn method_router_layer_limits_the_layer_to_the_endpoint() {
     let reply = send(request).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.text(), "not json");
+}
+
+/// Guard and MCP layer as one (`mcp_guard`): a token short of the guard's scope *and* the tool's gets one
+/// 403 naming both, so a client that asks for exactly the challenged scopes succeeds after one step-up.
+/// Placed separately, the guard answers first and names only its own scope (the pair).
+#[tokio::test]
+async fn the_combined_guard_names_every_scope_in_the_first_403() {
+    let write = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_note"}}"#;
+    let echo = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo"}}"#;
+
+    let combined = serve_with(scopes(), false, Placement::Combined).await;
+    let reply = combined.post(OUTSIDER, write).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.challenge(), combined.forbidden("mcp:read mcp:write"));
+    // Short of the guard's scope only: the 403 names it.
+    let reply = combined.post(OUTSIDER, echo).await;
+    assert_eq!(reply.challenge(), combined.forbidden("mcp:read"));
+    let reply = combined.without_body(Method::GET, Some(OUTSIDER)).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.challenge(), combined.forbidden("mcp:read"));
+    // Short of the tool's scope only: both named (the baseline is kept).
+    let reply = combined.post(READER, write).await;
+    assert_eq!(reply.challenge(), combined.forbidden("mcp:read mcp:write"));
+    assert_eq!(combined.calls(), 0, "nothing refused reached the handler");
+    // One step-up: the challenged scopes suffice.
+    assert_eq!(combined.post(WRITER, write).await.status, StatusCode::OK);
+    assert_eq!(combined.post(READER, echo).await.status, StatusCode::OK);
+    assert_eq!(
+        combined
+            .without_body(Method::GET, Some(READER))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(combined.calls(), 3);
+    // Authentication is the guard's, unchanged.
+    let reply = combined.without_body(Method::POST, None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = combined.post("Not-A-Known-Token-0123456789", write).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+
+    // The pair: placed separately, the guard refuses first and names only its own scope.
+    let separate = serve(scopes(), false).await;
+    let reply = separate.post(OUTSIDER, write).await;
+    assert_eq!(reply.challenge(), separate.forbidden("mcp:read"));
 }

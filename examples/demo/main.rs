@@ -250,7 +250,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .require(Requirement::all_of(&baseline))
         .scope_hierarchy(ScopeHierarchy::new().implies("mcp", ["mcp:read", "mcp:write"]))
         .build()?;
-    let per_tool = guard.mcp_layer(
+    // The guard and the per-tool scopes as one layer: one 403 names every scope an operation needs.
+    let guard_with_tools = guard.mcp_guard(
         McpScopes::new()
             .tool("echo", Requirement::all_of(["mcp:read"]))
             .tool("write_note", Requirement::all_of(["mcp:write"]))
@@ -258,8 +259,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     let app = app::mcp_router(&endpoint_path(&resource), resource_host(&resource), addr)
-        .layer(per_tool)
-        .layer(guard.clone());
+        .layer(guard_with_tools);
 
     println!("bearer-guard demo: MCP server listening on http://{addr}");
     println!("  MCP endpoint (resource): {resource}");

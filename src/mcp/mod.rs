@@ -4,10 +4,13 @@
 //! [`BearerAuthLayer`] decides from the method, path and headers. An MCP server has a single endpoint,
 //! so "may this token call `write_note`?" is answered by the JSON-RPC body. [`McpScopes`] maps tools,
 //! resources, prompts and other JSON-RPC methods to [`Requirement`]s, and
-//! [`BearerAuthLayer::mcp_layer`] turns it into a layer that reads the body, checks the validated
-//! token's scopes and answers `403 insufficient_scope` (step-up, MCP 2026-07-28 §11.1) with exactly
-//! the guard's own challenge: same `resource_metadata`, same `scope` rules, same include-granted option,
-//! and the guard's [`ScopeHierarchy`](crate::ScopeHierarchy).
+//! [`BearerAuthLayer::mcp_guard`] turns it and the guard into one layer that validates the token, reads the
+//! body, checks the token's scopes against the guard's requirement and the operation's together, and
+//! answers `403 insufficient_scope` (step-up, MCP 2026-07-28 §11.1) naming every scope the operation
+//! needs, with exactly the guard's own challenge: same `resource_metadata`, same `scope` rules, same
+//! include-granted option, and the guard's [`ScopeHierarchy`](crate::ScopeHierarchy).
+//! ([`BearerAuthLayer::mcp_layer`] is the MCP layer alone, to place inside the guard yourself; the guard
+//! then refuses a token short of its own scopes before the body is read, naming only those.)
 //!
 //! ```
 //! use axum::{body::Bytes, routing::post, Router};
@@ -27,7 +30,7 @@
 //!     .require(Requirement::all_of(["mcp:read"])) // every request, whatever it carries
 //!     .build()?;
 //!
-//! let mcp = guard.mcp_layer(
+//! let guard_with_tools = guard.mcp_guard(
 //!     McpScopes::new()
 //!         .tool("write_note", Requirement::all_of(["mcp:write"]))
 //!         .resource("notes://private", Requirement::all_of(["mcp:write"]))
@@ -40,11 +43,10 @@
 //!     body // your MCP server here
 //! }
 //!
-//! // The guard is the OUTER layer: it validates the token; the MCP layer reads it afterwards.
+//! // Used instead of the guard: it validates the token first, then reads the body.
 //! let app: Router = Router::new()
 //!     .route("/mcp", post(mcp_endpoint).get(|| async { "stream" }))
-//!     .layer(mcp)
-//!     .layer(guard);
+//!     .layer(guard_with_tools);
 //! # let _ = app;
 //! # Ok(())
 //! # }
@@ -52,12 +54,13 @@
 //!
 //! # Placement
 //!
-//! Inside the guard: `.layer(mcp).layer(guard)` on an axum `Router` (the last `.layer` is the outer
-//! one), or `ServiceBuilder::new().layer(guard).layer(mcp)`. The layer reads the [`AccessToken`] that the
-//! guard put into the request extensions; without one (the layer is outside the guard, or the guard is
-//! missing) it answers `500` and calls nothing. It treats **every** `POST` it sees as a JSON-RPC
+//! [`mcp_guard`](BearerAuthLayer::mcp_guard) needs no placement: it is the guard. The MCP layer alone
+//! ([`mcp_layer`](BearerAuthLayer::mcp_layer)) goes inside the guard: `.layer(mcp).layer(guard)` on an axum
+//! `Router` (the last `.layer` is the outer one), or `ServiceBuilder::new().layer(guard).layer(mcp)`.
+//! It reads the [`AccessToken`] that the guard put into the request extensions; without one (the layer is outside the guard, or the guard is
+//! missing) it answers `500` and calls nothing. Either treats **every** `POST` it sees as a JSON-RPC
 //! message: when the router also serves other `POST` routes, apply it to the MCP endpoint alone
-//! (`post(handler).layer(mcp)` on the `MethodRouter`, or a router nested for the endpoint).
+//! (`route_layer` on the endpoint's `MethodRouter`, or a router nested for the endpoint).
 //!
 //! # What decides
 //!
@@ -158,7 +161,7 @@ mod service;
 
 use headers::check_headers;
 use parse::{parse, Incoming, ParseError, Target, PROMPTS_GET, RESOURCES_READ, TOOLS_CALL};
-pub use service::{McpResponseFuture, McpScope, McpScopeLayer};
+pub use service::{McpGuardLayer, McpResponseFuture, McpScope, McpScopeLayer};
 
 /// Which scopes each MCP operation needs: tools, resources, prompts, other JSON-RPC methods, and a
 /// fallback. Turn it into a layer with [`BearerAuthLayer::mcp_layer`].
@@ -287,6 +290,10 @@ impl BearerAuthLayer {
     /// and judging scopes with this guard's hierarchy. Place it **inside** this guard (see [`crate::mcp`]).
     ///
     /// Refuses scopes with invalid syntax and a zero body limit.
+    ///
+    /// Placed this way, a token that lacks the guard's own scopes is refused by the guard before the body
+    /// is read, so its `403` names only those; [`mcp_guard`](Self::mcp_guard) gives one `403` naming the
+    /// guard's scopes and the operation's together.
     pub fn mcp_layer(&self, scopes: McpScopes) -> Result<McpScopeLayer, BuildError> {
         scopes.check()?;
         Ok(McpScopeLayer {
@@ -296,7 +303,24 @@ impl BearerAuthLayer {
             }),
         })
     }
+
+    /// This guard and an MCP layer enforcing `scopes`, as **one** layer to use instead of this guard
+    /// (`.layer(guard.mcp_guard(scopes)?)`). The token is validated first, exactly as by the guard; then
+    /// the body is read and one decision covers the guard's requirement and the operation's, so a token
+    /// short of both gets a single `403` naming every scope the operation needs (MCP 2026-07-28
+    /// §11.1.1), and one step-up suffices.
+    pub fn mcp_guard(&self, scopes: McpScopes) -> Result<McpGuardLayer, BuildError> {
+        Ok(McpGuardLayer {
+            guard: self.deferring_scopes_to_mcp(),
+            mcp: self.mcp_layer(scopes)?,
+        })
+    }
 }
+
+/// Set by the guard inside a [`McpGuardLayer`] on a token short of the guard's own requirement: the MCP
+/// layer right inside refuses the request, naming that requirement together with the operation's.
+#[derive(Clone)]
+pub(crate) struct ScopeShortfall;
 
 /// The guard's configuration and the MCP tables, shared by every clone.
 pub(crate) struct McpShared {
@@ -350,7 +374,12 @@ impl McpShared {
             return Err(self.missing_token(parts));
         };
         let requirement = &self.scopes.fallback;
+        let shortfall = parts.extensions.get::<ScopeShortfall>().is_some();
         if requirement.is_satisfied_by(token.scopes(), &self.guard.hierarchy) {
+            if shortfall {
+                // Only the guard's own requirement is missing (`forbid` names it).
+                return Err(self.forbid(&Requirement::none(), token, parts));
+            }
             Ok(())
         } else {
             Err(self.forbid(requirement, token, parts))
@@ -408,6 +437,10 @@ impl McpShared {
             .map(|target| self.scopes.requirement(target))
             .filter(|requirement| !requirement.is_satisfied_by(token.scopes(), hierarchy));
         let Some(first) = failing.next() else {
+            if parts.extensions.get::<ScopeShortfall>().is_some() {
+                // Only the guard's own requirement is missing (`forbid` names it).
+                return Err(self.forbid(&Requirement::none(), token, parts));
+            }
             return Ok(());
         };
         let rest: Vec<&Requirement> = failing.collect();

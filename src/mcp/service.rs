@@ -18,10 +18,27 @@ use tower_service::Service;
 
 use super::{json_rpc_error, too_large, McpShared, PARSE_ERROR};
 use crate::body::{FixedBody, ResponseBody};
+use crate::layer::{BearerAuth, BearerAuthLayer};
 use crate::token::AccessToken;
 
 /// At most this much is reserved ahead of the bytes that arrived, whatever the announced length.
 const PREALLOCATE_MAX_BYTES: usize = 64 * 1024;
+
+/// The guard and the MCP layer as one, made by [`BearerAuthLayer::mcp_guard`]: use it instead of the
+/// guard. Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct McpGuardLayer {
+    pub(super) guard: BearerAuthLayer,
+    pub(super) mcp: McpScopeLayer,
+}
+
+impl<S> Layer<S> for McpGuardLayer {
+    type Service = BearerAuth<McpScope<S>>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        self.guard.layer(self.mcp.layer(inner))
+    }
+}
 
 /// The layer made by [`BearerAuthLayer::mcp_layer`]. Cloning is cheap (one `Arc`).
 #[derive(Clone)]
