@@ -15,6 +15,9 @@ use crate::resource::check_url;
 
 /// Default total timeout of one remote read.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest timeout of one remote read; longer settings are clamped to it (a `Duration::MAX` "never"
+/// would otherwise overflow deadline arithmetic in the HTTP stack).
+pub const MAX_FETCH_TIMEOUT: Duration = Duration::from_secs(600);
 /// Default largest remote document accepted (256 KiB).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
@@ -92,6 +95,7 @@ impl fmt::Debug for Fetcher {
 
 impl Fetcher {
     pub(crate) fn new(timeout: Duration, max_bytes: usize) -> Result<Self, crate::BuildError> {
+        let timeout = timeout.min(MAX_FETCH_TIMEOUT);
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)

@@ -680,7 +680,7 @@ impl JwtValidatorBuilder {
         self
     }
 
-    /// Clock leeway for `exp`, `nbf` and `iat` (default 60 s).
+    /// Clock leeway for `exp`, `nbf` and `iat` (default 60 s; at most [`MAX_LEEWAY`](crate::validate::MAX_LEEWAY)).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -717,7 +717,7 @@ impl JwtValidatorBuilder {
         self
     }
 
-    /// Timeout of each remote read (default 5 s).
+    /// Timeout of each remote read (default 5 s; at most 10 min).
     pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
         self.fetch_timeout = timeout;
         self
@@ -741,8 +741,8 @@ impl JwtValidatorBuilder {
         self
     }
 
-    /// How long the last good key set keeps being used while the JWKS cannot be fetched (default 24 h).
-    /// Past that, requests get 503 until a fetch succeeds.
+    /// How long the last good key set keeps being used while the JWKS cannot be fetched (default 24 h; at
+    /// least 1 s). Past that, requests get 503 until a fetch succeeds.
     pub fn max_staleness(mut self, staleness: Duration) -> Self {
         self.limits.max_staleness = staleness;
         self
@@ -785,12 +785,18 @@ impl JwtValidatorBuilder {
         if self.limits.max_keys == 0 || self.max_response_bytes == 0 {
             return Err(BuildError::Invalid("limits must be positive"));
         }
+        if self.leeway > crate::validate::MAX_LEEWAY {
+            return Err(BuildError::Invalid("the leeway is above one hour"));
+        }
+        let mut limits = self.limits;
+        // A key set stale at once would make every request fetch it again.
+        limits.max_staleness = limits.max_staleness.max(Duration::from_secs(1));
         let keys = match self.source.unwrap_or(KeySource::Discovery {
             issuer: self.issuer.clone(),
         }) {
             KeySource::Inline => {
                 let document = self.inline_jwks.unwrap_or_default();
-                KeyStore::inline(&document, self.algorithms, self.limits)?
+                KeyStore::inline(&document, self.algorithms, limits)?
             }
             source => {
                 if let KeySource::JwksUri(uri) = &source {
@@ -799,7 +805,7 @@ impl JwtValidatorBuilder {
                     })?;
                 }
                 let fetcher = Fetcher::new(self.fetch_timeout, self.max_response_bytes)?;
-                KeyStore::remote(source, fetcher, self.algorithms, self.limits)
+                KeyStore::remote(source, fetcher, self.algorithms, limits)
             }
         };
         let keys = Arc::new(keys);

@@ -59,6 +59,10 @@ pub use multi::MultiIssuer;
 /// Default clock leeway for `exp`, `nbf` and `iat` (JWT and introspection validators).
 pub const DEFAULT_LEEWAY: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// The largest clock leeway a validator accepts (`build()` refuses more): a leeway of hours would accept
+/// tokens long expired.
+pub const MAX_LEEWAY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The outcome of a validation.
 pub type ValidationResult = Result<AccessToken, ValidationError>;
 

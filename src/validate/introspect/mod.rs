@@ -70,8 +70,6 @@ pub use inflight::{
 pub const DEFAULT_POSITIVE_TTL: Duration = Duration::from_secs(60);
 /// Default time an inactive answer is reused.
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
-/// Longest timeout accepted for one call (longer settings are clamped to it).
-const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Where the endpoint comes from.
 enum Endpoint {
@@ -415,7 +413,7 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
-    /// Clock leeway for `exp` and `nbf` (default 60 s).
+    /// Clock leeway for `exp` and `nbf` (default 60 s; at most [`MAX_LEEWAY`](crate::validate::MAX_LEEWAY)).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -481,6 +479,9 @@ impl IntrospectionValidatorBuilder {
                 "the introspection credentials are not valid header text",
             ));
         }
+        if self.leeway > crate::validate::MAX_LEEWAY {
+            return Err(BuildError::Invalid("the leeway is above one hour"));
+        }
         if self.max_concurrent_calls == 0 {
             return Err(BuildError::Invalid("max_concurrent_calls must be positive"));
         }
@@ -498,7 +499,7 @@ impl IntrospectionValidatorBuilder {
                 allow_missing_audience: self.allow_missing_audience,
                 introspect_jwts: self.introspect_jwts,
                 leeway: self.leeway.as_secs(),
-                fetcher: Fetcher::new(self.timeout.min(MAX_TIMEOUT), self.max_response_bytes)?,
+                fetcher: Fetcher::new(self.timeout, self.max_response_bytes)?,
                 cache: self
                     .cache
                     .map(|(capacity, ttl)| TokenCache::new(capacity, ttl)),
