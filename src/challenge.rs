@@ -691,4 +691,106 @@ mod tests {
             "The access token lacks a scope this request requires"
         );
     }
+
+    /// Every rejection reason, rendered fresh, again from its slot, and for a second requirement sharing
+    /// the slots' owner: the status, the challenge's error code and description and the body agree with a
+    /// table written here by kind, not derived from the code under test.
+    #[test]
+    fn every_reason_renders_its_own_status_and_error() {
+        let mut rejections = vec![
+            Rejection::MissingCredentials,
+            Rejection::InsufficientScope,
+            Rejection::Internal,
+        ];
+        rejections.extend(
+            InvalidToken::ALL
+                .iter()
+                .map(|r| Rejection::InvalidToken(*r)),
+        );
+        rejections.extend(
+            MalformedRequest::ALL
+                .iter()
+                .map(|r| Rejection::InvalidRequest(*r)),
+        );
+        rejections.extend(
+            Unavailable::ALL
+                .iter()
+                .map(|reason| Rejection::Unavailable {
+                    reason: *reason,
+                    retry_after: Duration::from_secs(3),
+                }),
+        );
+        let expected = |rejection: &Rejection| -> (u16, Option<&str>, &str, u8) {
+            match rejection {
+                Rejection::MissingCredentials => (401, None, "unauthorized", 16),
+                Rejection::InvalidToken(_) => (401, Some("invalid_token"), "invalid_token", 16),
+                Rejection::InvalidRequest(_) => {
+                    (400, Some("invalid_request"), "invalid_request", 3)
+                }
+                Rejection::InsufficientScope => {
+                    (403, Some("insufficient_scope"), "insufficient_scope", 7)
+                }
+                Rejection::Unavailable { .. } => (503, None, "temporarily_unavailable", 14),
+                Rejection::Internal => (500, None, "server_error", 13),
+            }
+        };
+        let c = challenger(false);
+        let first = Requirement::all_of(["mcp:read"]);
+        let second = Requirement::any_of(["mcp:write", "mcp"]);
+        let grpc = {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            RequestFacts::of(&headers)
+        };
+        // Twice over the whole list, so the second round is served from the slots the first filled.
+        for round in 0..2 {
+            for rejection in &rejections {
+                let (status, error, body_error, grpc_code) = expected(rejection);
+                for requirement in [&first, &second] {
+                    let response =
+                        c.respond(*rejection, requirement, None, RequestFacts::default());
+                    let what = format!("{rejection:?} round {round}");
+                    assert_eq!(response.status().as_u16(), status, "{what}");
+                    let challenge = response
+                        .headers()
+                        .get(WWW_AUTHENTICATE)
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    match (status, error) {
+                        (503 | 500, _) => assert!(challenge.is_none(), "{what}"),
+                        (_, None) => {
+                            let challenge = challenge.expect("a challenge");
+                            assert!(!challenge.contains("error="), "{what}: {challenge}");
+                        }
+                        (_, Some(code)) => {
+                            let challenge = challenge.expect("a challenge");
+                            assert!(
+                                challenge.contains(&format!("error=\"{code}\"")),
+                                "{what}: {challenge}"
+                            );
+                            assert!(
+                                challenge.contains(rejection.description()),
+                                "{what}: {challenge}"
+                            );
+                        }
+                    }
+                    let body = futures_util::FutureExt::now_or_never(
+                        http_body_util::BodyExt::collect(response.into_body()),
+                    )
+                    .expect("a fixed body is ready")
+                    .expect("infallible")
+                    .to_bytes();
+                    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    assert_eq!(body["error"], body_error, "{what}");
+                    assert_eq!(body["error_description"], rejection.description(), "{what}");
+                }
+                let response = c.respond(*rejection, &first, None, grpc.clone());
+                assert_eq!(response.status(), 200);
+                assert_eq!(
+                    response.headers()["grpc-status"],
+                    grpc_code.to_string().as_str(),
+                    "{rejection:?}"
+                );
+            }
+        }
+    }
 }
