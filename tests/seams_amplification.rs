@@ -14,7 +14,9 @@ use bearer_guard::{
     BearerToken, ClientAuth, FirstMatch, IntrospectionValidator, InvalidToken, JwtValidator,
     TokenValidator, Unavailable, ValidationError,
 };
-use common::validators::{assert_accepts, assert_rejects, context, sign, start, validate, LAYER_RESOURCE};
+use common::validators::{
+    assert_accepts, assert_rejects, context, sign, start, validate, LAYER_RESOURCE,
+};
 use tokio::time::sleep;
 
 async fn issuer() -> DevIssuer {
@@ -62,7 +64,10 @@ async fn foreign_and_junk_jwts_make_no_introspection_call() {
 #[tokio::test]
 async fn definite_4xx_answers_are_refusals_and_failures_are_not() {
     let dev = issuer().await;
-    let validator = introspection(&dev).negative_ttl(Duration::from_secs(30)).build().unwrap();
+    let validator = introspection(&dev)
+        .negative_ttl(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let token = dev.opaque_token().audience(LAYER_RESOURCE).issue();
 
     for code in ["unsupported_token_type", "invalid_request", "invalid_token"] {
@@ -89,7 +94,11 @@ async fn definite_4xx_answers_are_refusals_and_failures_are_not() {
                 other => panic!("{behavior:?}: expected 503, got {other:?}"),
             }
         }
-        assert_eq!(dev.introspection_requests_for(&token) - before, 2, "{behavior:?}: not cached");
+        assert_eq!(
+            dev.introspection_requests_for(&token) - before,
+            2,
+            "{behavior:?}: not cached"
+        );
     }
     dev.set_behavior(Endpoint::Introspection, Behavior::Normal);
     assert_accepts(&validator, &token).await;
@@ -102,7 +111,10 @@ async fn a_flood_of_distinct_tokens_is_bounded_by_the_call_slots() {
     const SLOTS: usize = 4;
     const QUEUE: usize = 16;
     let dev = issuer().await;
-    dev.set_behavior(Endpoint::Introspection, Behavior::Slow(Duration::from_millis(300)));
+    dev.set_behavior(
+        Endpoint::Introspection,
+        Behavior::Slow(Duration::from_millis(300)),
+    );
     let validator = Arc::new(
         introspection(&dev)
             .max_concurrent_calls(SLOTS)
@@ -136,12 +148,19 @@ async fn a_flood_of_distinct_tokens_is_bounded_by_the_call_slots() {
         }
     }
     let calls = dev.requests(Endpoint::Introspection) as usize;
-    assert!(calls <= SLOTS + QUEUE, "{calls} calls reached the authorization server");
+    assert!(
+        calls <= SLOTS + QUEUE,
+        "{calls} calls reached the authorization server"
+    );
     assert_eq!(answered, calls, "every call made was answered");
     assert!(busy >= 300 - SLOTS - QUEUE, "{busy} refused as busy");
     // Slots are given back: once the flood is over, a request is answered.
     dev.set_behavior(Endpoint::Introspection, Behavior::Normal);
-    assert_accepts(&*validator, &dev.opaque_token().audience(LAYER_RESOURCE).issue()).await;
+    assert_accepts(
+        &*validator,
+        &dev.opaque_token().audience(LAYER_RESOURCE).issue(),
+    )
+    .await;
 }
 
 /// A junk token naming a `kid` before its key is published makes that `kid` "known missing" for one
@@ -156,7 +175,11 @@ async fn a_poisoned_kid_recovers_after_one_cooldown() {
         .unwrap();
     validator.ready().await.unwrap();
     // The attacker guesses the next kid (here: its name) and sends junk naming it.
-    let junk = sign(dev.token().audience(LAYER_RESOURCE).header_kid(Some("next-key")));
+    let junk = sign(
+        dev.token()
+            .audience(LAYER_RESOURCE)
+            .header_kid(Some("next-key")),
+    );
     assert_rejects(&validator, &junk, InvalidToken::UnknownKey).await;
     // The issuer rotates to that kid.
     dev.add_key_with("next-key", KeyAlg::Es256, true).unwrap();

@@ -52,6 +52,8 @@ OPTIONS:
     --allow-jwt-typ            Accept `typ: JWT` access tokens (Keycloak and other IdPs without at+jwt).
     --introspection-url URL    Also accept opaque tokens, checked with this RFC 7662 endpoint (JWTs of the
                                issuer are still verified locally).
+    --introspect-jwts          Also introspect JWTs of issuers the JWT validator does not trust (default:
+                               refused locally, without a call).
     --client-id ID             Client id for the introspection endpoint (client_secret_basic).
     --client-secret SECRET     Client secret for the introspection endpoint.
     --leeway SECS              Clock leeway for exp/nbf/iat (default 60).
@@ -69,6 +71,7 @@ struct Options {
     scopes: Vec<String>,
     allow_jwt_typ: bool,
     introspection_url: Option<String>,
+    introspect_jwts: bool,
     client_id: Option<String>,
     client_secret: Option<String>,
     leeway: Option<Duration>,
@@ -84,6 +87,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
         scopes: Vec::new(),
         allow_jwt_typ: false,
         introspection_url: None,
+        introspect_jwts: false,
         client_id: None,
         client_secret: None,
         leeway: None,
@@ -111,6 +115,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
             "--introspection-url" => {
                 options.introspection_url = Some(value("--introspection-url")?)
             }
+            "--introspect-jwts" => options.introspect_jwts = true,
             "--client-id" => options.client_id = Some(value("--client-id")?),
             "--client-secret" => options.client_secret = Some(value("--client-secret")?),
             "--leeway" => options.leeway = Some(seconds("--leeway", value("--leeway")?)?),
@@ -199,10 +204,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     }
     let cache_ttl = options.introspection_cache_ttl;
-    let with_cache = move |builder: IntrospectionValidatorBuilder| match cache_ttl {
-        Some(ttl) if ttl.is_zero() => builder.no_cache(),
-        Some(ttl) => builder.cache(10_000, ttl),
-        None => builder,
+    let introspect_jwts = options.introspect_jwts;
+    let with_cache = move |builder: IntrospectionValidatorBuilder| {
+        let builder = builder.introspect_jwts(introspect_jwts);
+        match cache_ttl {
+            Some(ttl) if ttl.is_zero() => builder.no_cache(),
+            Some(ttl) => builder.cache(10_000, ttl),
+            None => builder,
+        }
     };
     let introspection = match (&options.introspection_url, &dev_issuer) {
         (Some(url), _) => {

@@ -11,6 +11,10 @@
 //      */opaque-mcp): an opaque token for another resource -> 401; a revoked
 //      token -> 401 invalid_token once the demo's introspection cache TTL has
 //      passed.
+//   D. JWTs of an issuer the demo does not trust, at the introspecting demo:
+//      refused locally -> 401 invalid_token (never 503); with --introspect-jwts
+//      they are sent to the AS, which answers 400 unsupported_token_type, and
+//      that definite answer is a 401 invalid_token too (not a 503).
 //
 //   node negative.mjs [--demo PATH] [--slow] [--verbose]
 //
@@ -187,7 +191,12 @@ async function main() {
     + `--introspection-cache-ttl ${hasCacheTtl ? `supported (using ${cacheTtl}s)` : `absent (default ${cacheTtl}s)`}`);
 
   const [as, asShort] = await Promise.all([startAs(), startAs(['--access-token-ttl', '2'])]);
-  const [jwtDemo, shortDemo, opaqueDemo] = await Promise.all([
+  const hasIntrospectJwts = /--introspect-jwts\b/.test(help);
+  const introspectionArgs = [
+    '--introspection-url', `${as.issuer}/token/introspection`,
+    '--client-id', as.introspection_client_id, '--client-secret', as.introspection_client_secret,
+  ];
+  const [jwtDemo, shortDemo, opaqueDemo, introspectJwtsDemo] = await Promise.all([
     startDemo('A (JWT)', { issuer: as.issuer }),
     startDemo('B (JWT, AS with 2 s tokens)', {
       issuer: asShort.issuer, extra: hasLeeway ? ['--leeway', String(leeway)] : [],
@@ -201,6 +210,13 @@ async function main() {
         ...(hasCacheTtl ? ['--introspection-cache-ttl', String(cacheTtl)] : []),
       ],
     }),
+    hasIntrospectJwts
+      ? startDemo('D (introspection of foreign JWTs)', {
+        resourcePath: '/opaque-mcp',
+        issuer: as.issuer,
+        extra: [...introspectionArgs, '--introspect-jwts'],
+      })
+      : undefined,
   ]);
   const late = []; // checks that must wait: { at, run }
 
@@ -258,6 +274,25 @@ async function main() {
       });
     } else {
       c.skip(name, `the demo's introspection cache TTL is ${DEFAULT_CACHE_TTL_S}s; needs demo flag --introspection-cache-ttl SECS (or run negative.mjs --slow to wait ~${DEFAULT_CACHE_TTL_S + 2}s)`);
+    }
+  }
+
+  // D. a JWT of another issuer (asShort) at the introspecting demos.
+  {
+    // A JWT (the AS issues JWTs for /mcp resources), of an issuer the introspecting demos do not trust.
+    const foreign = await getToken(asShort.issuer, shortDemo);
+    c.ok('D: the foreign token is a JWT', isJwt(foreign.access_token), `iss=${asShort.issuer}`);
+    for (let i = 0; i < 3; i += 1) {
+      expectInvalid(`D: JWT of an untrusted issuer, refused locally (request ${i + 1}) -> 401 invalid_token`,
+        await callEcho(opaqueDemo, foreign.access_token));
+    }
+    if (introspectJwtsDemo) {
+      for (let i = 0; i < 2; i += 1) {
+        expectInvalid(`D: with --introspect-jwts the AS refuses the foreign JWT (request ${i + 1}) -> 401 invalid_token`,
+          await callEcho(introspectJwtsDemo, foreign.access_token));
+      }
+    } else {
+      c.skip('D: --introspect-jwts', 'the demo has no --introspect-jwts flag');
     }
   }
 
