@@ -442,6 +442,17 @@ async fn key_location_header_parameters_are_never_used() {
             .header_param("jwk", attacker_jwk.clone()),
     );
     fx.accepts(&good_with_jku).await;
+    // Members never read are never type-checked either (RFC 7515 §4: they may be ignored): a `jwk` that
+    // is not even a key changes nothing. (Found by the `jwt_validator` fuzz target, where jsonwebtoken
+    // differs; see fuzz/README.md.)
+    for odd in [json!("fuzz-ed25519"), json!(42), json!(null), json!([])] {
+        fx.accepts(&sign(
+            fx.token()
+                .header_param("jwk", odd.clone())
+                .header_param("x5c", odd),
+        ))
+        .await;
+    }
     assert_eq!(
         attacker_requests(),
         [0, 0, 0],
