@@ -15,17 +15,13 @@ use bearer_guard::{
     TokenValidator, Unavailable, ValidationError,
 };
 use common::validators::{
-    assert_accepts, assert_rejects, context, sign, start, validate, LAYER_RESOURCE,
+    assert_accepts, assert_rejects, context, sign, start_es256_with_introspection, validate,
+    LAYER_RESOURCE,
 };
 use tokio::time::sleep;
 
 async fn issuer() -> DevIssuer {
-    start(
-        DevIssuer::builder()
-            .keys(&[KeyAlg::Es256])
-            .introspection_client("rs-client", "rs-secret"),
-    )
-    .await
+    start_es256_with_introspection().await
 }
 
 fn introspection(dev: &DevIssuer) -> bearer_guard::validate::IntrospectionValidatorBuilder {

@@ -11,23 +11,18 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use bearer_guard::testkit::{DevIssuer, KeyAlg};
+use bearer_guard::testkit::DevIssuer;
 use bearer_guard::{
     AccessToken, BearerAuthLayer, BuildError, ClientAuth, FirstMatch, IntrospectionValidator,
     JwtValidator, MultiIssuer, ProtectedResourceMetadata, StaticToken, StaticValidator,
     TokenValidator,
 };
-use common::validators::{sign, start};
+use common::validators::{sign, start_es256_with_introspection};
 use serde_json::json;
 use tokio::net::TcpListener;
 
 async fn issuer() -> DevIssuer {
-    start(
-        DevIssuer::builder()
-            .keys(&[KeyAlg::Es256])
-            .introspection_client("rs-client", "rs-secret"),
-    )
-    .await
+    start_es256_with_introspection().await
 }
 
 async fn whoami(request: axum::extract::Request) -> String {

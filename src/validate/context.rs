@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::error::BuildError;
 use crate::token::BearerToken;
 
 /// What a layer expects of every token it is shown: today, the resource the token's audience must name.
@@ -65,6 +66,18 @@ impl ValidationContext {
             *k ^= s;
         }
         key
+    }
+
+    /// The build-time check of a validator with explicitly configured `audiences` (empty: the layer's
+    /// resource, always fine): the layer's resource must be among them.
+    pub(crate) fn check_audiences(&self, audiences: &[String]) -> Result<(), BuildError> {
+        if audiences.is_empty() || audiences.iter().any(|a| **a == *self.0.resource) {
+            Ok(())
+        } else {
+            Err(BuildError::AudienceExcludesResource(
+                self.0.resource.to_string(),
+            ))
+        }
     }
 }
 

@@ -607,14 +607,7 @@ impl TokenValidator for JwtValidator {
     /// Explicitly configured audiences must include the layer's resource: otherwise every token issued for
     /// that layer would be refused, or (worse) tokens for other resources accepted there.
     fn check_context(&self, context: &ValidationContext) -> Result<(), BuildError> {
-        let audiences = &self.inner.audiences;
-        if audiences.is_empty() || audiences.iter().any(|a| a == context.resource()) {
-            Ok(())
-        } else {
-            Err(BuildError::AudienceExcludesResource(
-                context.resource().to_owned(),
-            ))
-        }
+        context.check_audiences(&self.inner.audiences)
     }
 
     fn trusted_issuers(&self) -> Option<Vec<String>> {

@@ -27,6 +27,17 @@ pub async fn start(builder: DevIssuerBuilder) -> DevIssuer {
         .expect("the development issuer starts")
 }
 
+/// Starts a development issuer with one ES256 key whose introspection endpoint accepts the client
+/// `rs-client` / `rs-secret`.
+pub async fn start_es256_with_introspection() -> DevIssuer {
+    start(
+        DevIssuer::builder()
+            .keys(&[bearer_guard::testkit::KeyAlg::Es256])
+            .introspection_client("rs-client", "rs-secret"),
+    )
+    .await
+}
+
 /// Signs a test token (the development issuer cannot fail to, with its own keys).
 pub fn sign(builder: TokenBuilder) -> String {
     builder.sign().expect("the development issuer signs")

@@ -288,14 +288,7 @@ impl TokenValidator for IntrospectionValidator {
     }
 
     fn check_context(&self, context: &ValidationContext) -> Result<(), BuildError> {
-        let audiences = &self.inner.audiences;
-        if audiences.is_empty() || audiences.iter().any(|a| a == context.resource()) {
-            Ok(())
-        } else {
-            Err(BuildError::AudienceExcludesResource(
-                context.resource().to_owned(),
-            ))
-        }
+        context.check_audiences(&self.inner.audiences)
     }
 
     fn trusted_issuers(&self) -> Option<Vec<String>> {
