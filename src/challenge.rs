@@ -279,7 +279,9 @@ pub(crate) struct RenderedSlots {
     slots: [std::sync::OnceLock<Rendered>; REQUIREMENT_SLOTS],
 }
 
-/// Renders rejections for one configured guard.
+/// Renders rejections for one configured guard. A clone renders exactly what the original does (and
+/// shares its rendered slots' ownership).
+#[derive(Clone)]
 pub(crate) struct Challenger {
     /// `Bearer resource_metadata="…"` (and `realm` when configured), built once.
     prefix: String,

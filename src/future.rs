@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::{FixedBody, ResponseBody};
-use crate::layer::{ScopeCheck, Shared};
+use crate::layer::Shared;
 use crate::scope::Requirement;
 use crate::validate::Validation;
 
@@ -20,7 +20,6 @@ struct Waiting<S, ReqBody> {
     request: Request<ReqBody>,
     requirement: Requirement,
     shared: Arc<Shared>,
-    scope_check: ScopeCheck,
 }
 
 pin_project! {
@@ -74,7 +73,6 @@ where
         request: Request<ReqBody>,
         requirement: Requirement,
         shared: Arc<Shared>,
-        scope_check: ScopeCheck,
     ) -> Self {
         Self {
             state: State::Validating {
@@ -84,7 +82,6 @@ where
                     request,
                     requirement,
                     shared,
-                    scope_check,
                 }),
             },
         }
@@ -115,14 +112,12 @@ where
                         request,
                         requirement,
                         shared,
-                        scope_check,
                     }) = waiting.take()
                     else {
                         return Poll::Ready(Ok(polled_after_completion().map(ResponseBody::guard)));
                     };
                     let (mut parts, body) = request.into_parts();
-                    let next = match shared.authorize(result, &mut parts, &requirement, scope_check)
-                    {
+                    let next = match shared.authorize(result, &mut parts, &requirement) {
                         Ok(()) => State::Calling {
                             future: service.call(Request::from_parts(parts, body)),
                         },

@@ -39,6 +39,7 @@ use crate::token::AccessToken;
 use crate::validate::{TokenValidator, ValidationContext, ValidationResult};
 
 /// Everything a guard needs, shared by every clone of the layer and service.
+#[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) validator: Arc<dyn TokenValidator>,
     /// What this layer expects of tokens (its resource), handed to every validation.
@@ -51,6 +52,9 @@ pub(crate) struct Shared {
     pub(crate) root_metadata_alias: bool,
     pub(crate) max_token_bytes: usize,
     pub(crate) strip_authorization: bool,
+    /// Who refuses a token short of the guard's scopes ([`ScopeCheck::DeferToMcp`] only inside a
+    /// `McpGuardLayer`).
+    pub(crate) scope_check: ScopeCheck,
 }
 
 impl Shared {
@@ -63,7 +67,7 @@ impl Shared {
     /// Steps 3 and 4: checks the validated token against the requirement and prepares the request.
     /// On rejection returns the response to send (not boxed: the rejection path should not allocate more).
     ///
-    /// `scope_check` is [`ScopeCheck::DeferToMcp`] only for the guard inside a
+    /// `self.scope_check` is [`ScopeCheck::DeferToMcp`] only for the guard inside a
     /// [`McpGuardLayer`](crate::mcp::McpGuardLayer), whose inner service is always the MCP layer: a token
     /// short of the guard's scopes then goes on, marked, and the MCP layer refuses it with one challenge
     /// naming the guard's scopes and the operation's together.
@@ -73,7 +77,6 @@ impl Shared {
         result: ValidationResult,
         parts: &mut Parts,
         requirement: &Requirement,
-        scope_check: ScopeCheck,
     ) -> Result<(), Response<FixedBody>> {
         let access = match result {
             Ok(access) => access,
@@ -86,7 +89,7 @@ impl Shared {
         };
         if !requirement.is_satisfied_by(access.scopes(), &self.hierarchy) {
             #[cfg(feature = "mcp")]
-            if scope_check == ScopeCheck::DeferToMcp {
+            if self.scope_check == ScopeCheck::DeferToMcp {
                 parts.extensions.insert(crate::mcp::ScopeShortfall);
                 if self.strip_authorization {
                     parts.headers.remove(AUTHORIZATION);
@@ -94,7 +97,6 @@ impl Shared {
                 parts.extensions.insert::<AccessToken>(access);
                 return Ok(());
             }
-            let _ = scope_check;
             return Err(self.challenger.respond(
                 Rejection::InsufficientScope,
                 requirement,
@@ -162,7 +164,6 @@ pub(crate) enum ScopeCheck {
 #[derive(Clone)]
 pub struct BearerAuthLayer {
     shared: Arc<Shared>,
-    scope_check: ScopeCheck,
 }
 
 impl BearerAuthLayer {
@@ -214,8 +215,10 @@ impl BearerAuthLayer {
     #[cfg(feature = "mcp")]
     pub(crate) fn deferring_scopes_to_mcp(&self) -> Self {
         Self {
-            shared: self.shared.clone(),
-            scope_check: ScopeCheck::DeferToMcp,
+            shared: Arc::new(Shared {
+                scope_check: ScopeCheck::DeferToMcp,
+                ..Shared::clone(&self.shared)
+            }),
         }
     }
 }
@@ -240,7 +243,6 @@ impl<S> Layer<S> for BearerAuthLayer {
         BearerAuth {
             inner,
             shared: self.shared.clone(),
-            scope_check: self.scope_check,
         }
     }
 }
@@ -466,8 +468,8 @@ impl BearerAuthLayerBuilder {
             self.error_body,
         );
         Ok(BearerAuthLayer {
-            scope_check: ScopeCheck::Here,
             shared: Arc::new(Shared {
+                scope_check: ScopeCheck::Here,
                 validator,
                 context,
                 policy: self.policy,
@@ -488,7 +490,6 @@ impl BearerAuthLayerBuilder {
 pub struct BearerAuth<S> {
     inner: S,
     shared: Arc<Shared>,
-    scope_check: ScopeCheck,
 }
 
 impl<S> BearerAuth<S> {
@@ -552,21 +553,16 @@ where
             .into_ready()
         {
             // Decided now: the service `poll_ready` made ready is called at once, no clone needed.
-            Ok(result) => {
-                match shared.authorize(result, &mut parts, &requirement, self.scope_check) {
-                    Ok(()) => {
-                        ResponseFuture::call(&mut self.inner, Request::from_parts(parts, body))
-                    }
-                    Err(response) => ResponseFuture::guard(response),
-                }
-            }
+            Ok(result) => match shared.authorize(result, &mut parts, &requirement) {
+                Ok(()) => ResponseFuture::call(&mut self.inner, Request::from_parts(parts, body)),
+                Err(response) => ResponseFuture::guard(response),
+            },
             Err(pending) => ResponseFuture::validating(
                 pending,
                 take_ready(&mut self.inner),
                 Request::from_parts(parts, body),
                 requirement,
                 self.shared.clone(),
-                self.scope_check,
             ),
         }
     }
