@@ -33,7 +33,7 @@
 //! the metadata document in [`metadata`]; scopes and policies in [`scope`]; validators in [`validate`].
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[macro_use]
 mod macros;
