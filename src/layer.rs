@@ -54,6 +54,7 @@ pub(crate) struct Shared {
     pub(crate) strip_authorization: bool,
     /// Who refuses a token short of the guard's scopes ([`ScopeCheck::DeferToMcp`] only inside a
     /// `McpGuardLayer`).
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
     pub(crate) scope_check: ScopeCheck,
 }
 

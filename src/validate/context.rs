@@ -70,6 +70,7 @@ impl ValidationContext {
 
     /// The build-time check of a validator with explicitly configured `audiences` (empty: the layer's
     /// resource, always fine): the layer's resource must be among them.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     pub(crate) fn check_audiences(&self, audiences: &[String]) -> Result<(), BuildError> {
         if audiences.is_empty() || audiences.iter().any(|a| **a == *self.0.resource) {
             Ok(())
