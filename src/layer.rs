@@ -512,7 +512,7 @@ impl<S: fmt::Debug> fmt::Debug for BearerAuth<S> {
 /// The service `poll_ready` made ready, leaving a fresh clone in its place for the next request
 /// (calling a clone instead would bypass the readiness that was reserved). Only for a call made later,
 /// after an asynchronous validation.
-fn take_ready<S: Clone>(inner: &mut S) -> S {
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
     let clone = inner.clone();
     std::mem::replace(inner, clone)
 }

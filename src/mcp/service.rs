@@ -18,7 +18,7 @@ use tower_service::Service;
 
 use super::{json_rpc_error, too_large, McpShared, PARSE_ERROR};
 use crate::body::{FixedBody, ResponseBody};
-use crate::layer::{BearerAuth, BearerAuthLayer};
+use crate::layer::{take_ready, BearerAuth, BearerAuthLayer};
 use crate::token::AccessToken;
 
 /// At most this much is reserved ahead of the bytes that arrived, whatever the announced length.
@@ -86,12 +86,6 @@ impl<S: fmt::Debug> fmt::Debug for McpScope<S> {
             .field("inner", &self.inner)
             .finish_non_exhaustive()
     }
-}
-
-/// The service `poll_ready` made ready, leaving a fresh clone in its place for the next request.
-fn take_ready<S: Clone>(inner: &mut S) -> S {
-    let clone = inner.clone();
-    std::mem::replace(inner, clone)
 }
 
 impl<S, B, ResBody> Service<Request<B>> for McpScope<S>
