@@ -1,35 +1,33 @@
-//! `BearerAuthLayer` around a plain `tower::service_fn`, served by raw hyper 1 and hyper-util
-//! (HTTP/1.1 and HTTP/2 prior knowledge on the same port), with static development tokens.
+//! `BearerAuthLayer` with a `JwtValidator` around a plain `tower::service_fn`, served by raw hyper 1 and
+//! hyper-util (HTTP/1.1 and HTTP/2 prior knowledge on one port), offline against the test kit's development
+//! issuer (in production, pass your identity provider's issuer identifier instead).
 //!
 //! ```text
 //! cargo run --example hyper            # any free port on 127.0.0.1
 //! PORT=3000 cargo run --example hyper  # a fixed port
 //! ```
 //!
-//! It prints the URLs, the dev tokens and ready-to-paste `curl` commands, then serves until Ctrl-C.
+//! It prints two tokens and ready-to-paste `curl` commands, then serves until Ctrl-C.
+//! `tests/examples.rs` runs [`serve`] and checks what the printed commands promise.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::future::Future;
 
 use bearer_guard::scope::{Requirement, RoutePolicy};
-use bearer_guard::{AccessToken, BearerAuthLayer, StaticToken, StaticValidator};
+use bearer_guard::testkit::DevIssuer;
+use bearer_guard::{AccessToken, BearerAuthLayer, JwtValidator};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-
-/// Development tokens: static, at least 16 characters. Never use fixed tokens in production.
-const READER_TOKEN: &str = "dev-reader-token-0f3a8c5e1b79";
-const WRITER_TOKEN: &str = "dev-writer-token-a62d94e07c1f";
 
 /// The application. The guard put the validated token in the request extensions (and removed the
 /// `Authorization` header, so the token is never passed on).
-async fn app(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn notes(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let Some(token) = request.extensions().get::<AccessToken>() else {
         // Only reachable if the guard was not applied: fail closed.
         let mut response = Response::new(Full::new(Bytes::from_static(b"internal error\n")));
@@ -46,63 +44,18 @@ async fn app(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
     Ok(Response::new(Full::new(Bytes::from(text))))
 }
 
-fn port_from_env() -> u16 {
-    match std::env::var("PORT") {
-        Ok(port) => port.parse().unwrap_or_else(|_| {
-            eprintln!("PORT={port:?} is not a port number");
-            std::process::exit(2)
-        }),
-        Err(_) => 0,
-    }
-}
-
-fn print_usage(addr: SocketAddr) {
-    let base = format!("http://{addr}");
-    println!("bearer-guard hyper example listening on {base}");
-    println!("  resource:     {base}/notes");
-    println!("  metadata:     {base}/.well-known/oauth-protected-resource/notes");
-    println!("  reader token: {READER_TOKEN}  (notes:read)");
-    println!("  writer token: {WRITER_TOKEN}  (notes:read notes:write)");
-    println!();
-    println!("# 401 with the WWW-Authenticate challenge:");
-    println!("curl -i {base}/notes");
-    println!("# 200:");
-    println!("curl -i -H 'Authorization: Bearer {READER_TOKEN}' {base}/notes");
-    println!("# same over HTTP/2 (prior knowledge):");
-    println!(
-        "curl -i --http2-prior-knowledge -H 'Authorization: Bearer {READER_TOKEN}' {base}/notes"
-    );
-    println!("# PUT needs notes:write: 403 for the reader, 200 for the writer:");
-    println!("curl -i -X PUT -H 'Authorization: Bearer {READER_TOKEN}' {base}/notes/1");
-    println!("curl -i -X PUT -H 'Authorization: Bearer {WRITER_TOKEN}' {base}/notes/1");
-    println!("# the protected resource metadata (no token needed):");
-    println!("curl -i {base}/.well-known/oauth-protected-resource/notes");
-    println!();
-    println!("Ctrl-C to stop.");
-}
-
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port_from_env())).await?;
-    let addr = listener.local_addr()?;
-
-    let validator = StaticValidator::builder()
-        .token(
-            READER_TOKEN,
-            StaticToken::new("reader").scopes(["notes:read"]),
-        )
-        .token(
-            WRITER_TOKEN,
-            StaticToken::new("writer").scopes(["notes:read", "notes:write"]),
-        )
-        .build()?;
+/// Serves the guarded notes service on `listener`, trusting JWTs of `issuer`, until `shutdown` completes
+/// (open connections are dropped then).
+pub async fn serve(
+    listener: TcpListener,
+    issuer: &str,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let guard = BearerAuthLayer::builder()
-        .resource(format!("http://{addr}/notes"))
-        // Placeholder issuer: put your authorization server's issuer identifier here. With static
-        // tokens nothing is fetched from it; clients read it from the metadata to know where to log in.
-        .authorization_server("https://auth.example.com")
-        .scopes_supported(["notes:read"])
-        .validator(validator)
+        .resource(format!("http://{}/notes", listener.local_addr()?))
+        .authorization_server(issuer)
+        .scopes_supported(["notes:read", "notes:write"])
+        .validator(JwtValidator::builder(issuer).build()?)
         .policy(
             RoutePolicy::new()
                 .route(
@@ -113,46 +66,69 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .fallback(Requirement::all_of(["notes:read"])),
         )
         .build()?;
-
     let service = ServiceBuilder::new()
         .layer(guard)
-        .service(tower::service_fn(app));
+        .service(tower::service_fn(notes));
     let service = TowerToHyperService::new(service);
-
-    print_usage(addr);
     let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        eprintln!("accept failed: {error}");
-                        continue;
-                    }
-                };
-                let connection = builder
-                    .serve_connection(TokioIo::new(stream), service.clone())
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        eprintln!("connection error: {error}");
-                    }
-                });
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    eprintln!("accept failed: {error}");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service.clone())
+            .into_owned();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                eprintln!("connection error: {error}");
             }
-            _ = &mut ctrl_c => break,
-        }
+        });
     }
-    drop(listener);
-    // Let the open connections finish, but not forever.
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        eprintln!("connections still open after 10 s; exiting");
-    }
-    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let port = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0u16);
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    // Development only: a local issuer with its own keys. Use your IdP's issuer string in production.
+    let issuer = DevIssuer::start().await?;
+    let resource = format!("{base}/notes");
+    let reader = issuer
+        .token()
+        .subject("reader")
+        .audience(&resource)
+        .scope("notes:read")
+        .sign()?;
+    let writer = (issuer.token().subject("writer").audience(&resource))
+        .scope("notes:read notes:write")
+        .sign()?;
+
+    println!(
+        "bearer-guard hyper example on {base}, trusting {}",
+        issuer.issuer()
+    );
+    println!("export READER={reader}\nexport WRITER={writer}\n");
+    println!("curl -i {base}/notes                                              # 401");
+    println!("curl -i -H \"Authorization: Bearer $READER\" {base}/notes           # 200");
+    println!("curl -i --http2-prior-knowledge -H \"Authorization: Bearer $READER\" {base}/notes");
+    println!("curl -i -X PUT -H \"Authorization: Bearer $READER\" {base}/notes/1   # 403");
+    println!("curl -i -X PUT -H \"Authorization: Bearer $WRITER\" {base}/notes/1   # 200");
+    println!("curl -i {base}/.well-known/oauth-protected-resource/notes        # metadata\n");
+    println!("Ctrl-C to stop.");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    serve(listener, issuer.issuer(), shutdown).await
 }

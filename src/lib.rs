@@ -1,33 +1,6 @@
-//! # bearer-guard
+#![doc = include_str!("../README.md")]
 //!
-//! Turns any Tower service into an OAuth 2.1 *resource server*: one `.layer(...)` and every request needs a
-//! valid bearer access token, with the challenges, metadata and status codes that the MCP authorization
-//! specification and the OAuth RFCs (6750, 9728, 8707, 9068, 7662) require.
-//!
-//! ```
-//! use bearer_guard::{BearerAuthLayer, StaticToken, StaticValidator};
-//! use bearer_guard::scope::Requirement;
-//!
-//! # fn main() -> Result<(), bearer_guard::BuildError> {
-//! let validator = StaticValidator::builder()
-//!     .token("dev-token-0123456789abcdef", StaticToken::new("alice").scopes(["mcp:read"]))
-//!     .build()?;
-//!
-//! let guard = BearerAuthLayer::builder()
-//!     .resource("https://mcp.example.com/mcp")       // what clients call; the tokens' audience
-//!     .authorization_server("https://auth.example.com") // the issuer, byte for byte
-//!     .scopes_supported(["mcp:read"])
-//!     .validator(validator)
-//!     .require(Requirement::all_of(["mcp:read"]))
-//!     .build()?;
-//!
-//! // axum:  Router::new().route("/mcp", post(handler)).layer(guard)
-//! // tonic: Server::builder().layer(guard).add_service(...)
-//! // hyper: ServiceBuilder::new().layer(guard).service(your_service)
-//! # let _ = guard;
-//! # Ok(())
-//! # }
-//! ```
+//! ## Where things are
 //!
 //! What a request goes through is described in [`layer`]; what a rejection looks like in [`challenge`];
 //! the metadata document in [`metadata`]; scopes and policies in [`scope`]; validators in [`validate`].
