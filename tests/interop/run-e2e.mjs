@@ -9,7 +9,7 @@
 // --client picks the client under test (default ts):
 //   ts   node mcp-client-ts.mjs                    (official TypeScript SDK)
 //   py   .venv/bin/python mcp-client-py.py         (official Python SDK, see requirements.txt)
-//   rmcp ../../target/debug/examples/rmcp_client   (rmcp with its `auth` feature; build it first)
+//   rmcp ../../target/debug/rmcp-interop-client    (rmcp with its `auth` feature; build it first)
 //
 // CMD ARGS may contain the placeholders {issuer}, {introspection_client_id},
 // {introspection_client_secret}; the same values are also in the environment
@@ -43,7 +43,7 @@ const CLIENTS = {
   ts: [process.execPath, path.join(HERE, 'mcp-client-ts.mjs')],
   py: [path.join(HERE, '.venv', 'bin', 'python'), path.join(HERE, 'mcp-client-py.py')],
   // env RMCP_CLIENT overrides the path (run.sh passes the binary it built).
-  rmcp: [process.env.RMCP_CLIENT || path.join(HERE, '..', '..', 'target', 'debug', 'examples', 'rmcp_client')],
+  rmcp: [process.env.RMCP_CLIENT || path.join(HERE, '..', '..', 'target', 'debug', 'rmcp-interop-client')],
 };
 const clientCmd = CLIENTS[args.client ?? 'ts'];
 if (!clientCmd) { console.error(`--client must be one of ${Object.keys(CLIENTS).join(', ')}`); process.exit(2); }

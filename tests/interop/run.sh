@@ -5,7 +5,7 @@
 #
 # 1. Installs what it needs, only when missing or stale: `npm ci` (node_modules vs package-lock.json) and a
 #    Python virtualenv .venv with requirements.txt (the official MCP Python SDK, pinned).
-# 2. Builds the demo server and the rmcp client example once: cargo build --example demo --example rmcp_client
+# 2. Builds the demo server and the rmcp client (workspace member rmcp-client/) once: cargo build --example demo --bin rmcp-interop-client
 # 3. Runs, each against its own freshly started as.mjs (+ demo): the AS self test; the official TypeScript
 #    client, the official Python client and the rmcp client, each against the demo with RS256 JWTs, with
 #    introspected opaque tokens and with ES256 JWTs; the negative cases.
@@ -119,14 +119,14 @@ fi
 
 # --- 2. build ------------------------------------------------------------------------------------------
 log="$LOG_DIR/setup-cargo-build.log"
-run_bounded 1200 "$log" cargo build --manifest-path "$ROOT/Cargo.toml" --example demo --example rmcp_client \
-  || die_setup "cargo build --example demo --example rmcp_client" "$log"
+run_bounded 1200 "$log" cargo build --manifest-path "$ROOT/Cargo.toml" -p bearer-guard -p rmcp-interop-client --example demo --bin rmcp-interop-client \
+  || die_setup "cargo build --example demo --bin rmcp-interop-client" "$log"
 TARGET_DIR="$(timeout 60 cargo metadata --manifest-path "$ROOT/Cargo.toml" --format-version 1 --no-deps \
   | timeout 10 node -e 'let s="";process.stdin.on("data",(d)=>{s+=d;}).on("end",()=>console.log(JSON.parse(s).target_directory))')"
 DEMO="$TARGET_DIR/debug/examples/demo"
-export RMCP_CLIENT="$TARGET_DIR/debug/examples/rmcp_client"
-[[ -x "$DEMO" && -x "$RMCP_CLIENT" ]] || die_setup "built binaries not found in $TARGET_DIR/debug/examples" "$log"
-echo "INFO cargo build - demo and rmcp_client built ($((SECONDS - START))s so far)"
+export RMCP_CLIENT="$TARGET_DIR/debug/rmcp-interop-client"
+[[ -x "$DEMO" && -x "$RMCP_CLIENT" ]] || die_setup "built binaries not found in $TARGET_DIR/debug" "$log"
+echo "INFO cargo build - demo and rmcp-interop-client built ($((SECONDS - START))s so far)"
 
 # --- 3. scenarios --------------------------------------------------------------------------------------
 free_port() {

@@ -1,0 +1,336 @@
+//! The verification steps of a JWT access token, in order: header, key, signature, claims (RFC 9068, RFC 8725).
+
+use crate::cache::{unix_now, unix_now_ms};
+use crate::error::{InvalidToken, Unavailable, ValidationError};
+use crate::json;
+use crate::scope::ScopeSet;
+use crate::token::{AccessToken, BearerToken, Span, Text, VerifiedPayload};
+use crate::validate::alg::Algorithm;
+use crate::validate::jose::{decode_b64, Audience, Claims, Date, Header, Kid, Member, Scp};
+use crate::validate::jwks::{KeyMiss, RefreshError, Snapshot, Trigger};
+use crate::validate::{ValidationContext, ValidationResult};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Inner {
+    /// Steps 1–3: everything but the signature.
+    pub(super) fn check(
+        &self,
+        token: &[u8],
+        context: &ValidationContext,
+    ) -> Result<Checked, InvalidToken> {
+        // Exactly two dots (`memchr`: many bytes at a time; serde_json already depends on it).
+        let Some(first) = memchr::memchr(b'.', token) else {
+            return Err(InvalidToken::Malformed);
+        };
+        let Some(second) = memchr::memchr(b'.', &token[first + 1..]).map(|i| first + 1 + i) else {
+            return Err(InvalidToken::Malformed);
+        };
+        if memchr::memchr(b'.', &token[second + 1..]).is_some() {
+            return Err(InvalidToken::Malformed);
+        }
+        let (header_b64, payload_b64) = (&token[..first], &token[first + 1..second]);
+        // (An empty signature is left to the algorithm check — `alg: none` is refused as such — and to the
+        // signature check.)
+        if header_b64.is_empty() || payload_b64.is_empty() {
+            return Err(InvalidToken::Malformed);
+        }
+
+        let (alg, kid) = match self.header_memo.load().as_deref() {
+            Some(memo) if *memo.b64 == *header_b64 => (memo.alg, memo.kid.clone()),
+            _ => self.check_header(header_b64)?,
+        };
+
+        // Decoded straight into the buffer an accepted token keeps as its raw claims (one allocation).
+        let mut payload = Vec::with_capacity(base64::decoded_len_estimate(payload_b64.len()));
+        URL_SAFE_NO_PAD
+            .decode_vec(payload_b64, &mut payload)
+            .map_err(|_| InvalidToken::Malformed)?;
+        let claims = Claims::parse(&payload).ok_or(InvalidToken::Malformed)?;
+        match &claims.iss {
+            Member::Str(iss) if **iss == *self.issuer => {}
+            _ => return Err(InvalidToken::WrongIssuer),
+        }
+        self.check_audience(&claims.aud, context)?;
+        if claims.cnf {
+            // A sender-constrained token (RFC 9449 `jkt`, RFC 8705 `x5t#S256`, or any other confirmation
+            // method) proves nothing without its proof of possession, which this guard does not check.
+            return Err(InvalidToken::SenderConstrained);
+        }
+        let now = unix_now() as f64;
+        let leeway = self.leeway as f64;
+        let Date::At(exp) = claims.exp else {
+            return Err(InvalidToken::MissingClaim);
+        };
+        if now >= exp + leeway {
+            return Err(InvalidToken::Expired);
+        }
+        for date in [claims.nbf, claims.iat] {
+            match date {
+                Date::Invalid => return Err(InvalidToken::MissingClaim),
+                Date::At(t) if t > now + leeway => return Err(InvalidToken::NotYetValid),
+                _ => {}
+            }
+        }
+        let exp = json::clamp_date(exp);
+        let mut verified = self.access_token(&payload, &claims, exp);
+        verified.json = payload;
+        Ok(Checked {
+            alg,
+            kid,
+            header_len: first,
+            signing_input_len: second,
+            signature_start: second + 1,
+            access: AccessToken::from_verified_payload(verified),
+            exp,
+        })
+    }
+
+    /// Step 2, the JOSE header: the algorithm (allowed, and not `none`), no `crit`, the `typ`, the `kid`.
+    pub(super) fn check_header(
+        &self,
+        header_b64: &[u8],
+    ) -> Result<(Algorithm, Option<Kid>), InvalidToken> {
+        let mut header_stack = [0u8; HEADER_STACK_BYTES];
+        let mut header_heap = Vec::new();
+        let header_bytes = decode_b64(header_b64, &mut header_stack, &mut header_heap)
+            .ok_or(InvalidToken::Malformed)?;
+        let header = Header::parse(header_bytes).ok_or(InvalidToken::Malformed)?;
+        let alg = match &header.alg {
+            Member::Str(name) => Algorithm::from_name(name)
+                .filter(|alg| self.algorithms.contains(*alg))
+                .ok_or(InvalidToken::DisallowedAlgorithm)?,
+            _ => return Err(InvalidToken::Malformed),
+        };
+        if header.crit {
+            // No JWS extension is understood here, so any `crit` makes the token invalid (RFC 7515 §4.1.11).
+            return Err(InvalidToken::UnsupportedCritical);
+        }
+        match &header.typ {
+            Member::Str(typ) => {
+                let is = |name: &str| typ.eq_ignore_ascii_case(name);
+                let access_token = is("at+jwt") || is("application/at+jwt");
+                let plain_jwt = is("jwt") || is("application/jwt");
+                if !(access_token || (plain_jwt && self.typ == TypPolicy::AlsoJwt)) {
+                    return Err(InvalidToken::WrongType);
+                }
+            }
+            Member::Absent if self.typ == TypPolicy::AlsoJwt => {}
+            _ => return Err(InvalidToken::WrongType),
+        }
+        let kid = match &header.kid {
+            Member::Absent => None,
+            Member::Str(kid) => Some(Kid::new(kid).ok_or(InvalidToken::Malformed)?),
+            Member::Other => return Err(InvalidToken::Malformed),
+        };
+        Ok((alg, kid))
+    }
+
+    pub(super) fn check_audience(
+        &self,
+        aud: &Audience<'_>,
+        context: &ValidationContext,
+    ) -> Result<(), InvalidToken> {
+        let names_us = |aud: &str| {
+            if self.audiences.is_empty() {
+                aud == context.resource()
+            } else {
+                self.audiences.iter().any(|a| a == aud)
+            }
+        };
+        let ok = match aud {
+            Audience::Absent => false,
+            Audience::One(aud) => names_us(aud),
+            Audience::Many(auds) => auds.iter().any(|aud| names_us(aud)),
+            Audience::Invalid => return Err(InvalidToken::Malformed),
+        };
+        ok.then_some(()).ok_or(InvalidToken::WrongAudience)
+    }
+
+    /// The access token a token with these claims stands for (used only once the signature is verified).
+    /// Strings the payload holds without escapes are not copied: the token keeps the payload bytes and
+    /// their offsets, and turns the claims into JSON values only if a handler asks for them.
+    /// (`json` is left empty for the caller to move the payload in once `claims` no longer borrow it.)
+    pub(super) fn access_token(
+        &self,
+        payload: &[u8],
+        claims: &Claims<'_>,
+        exp: u64,
+    ) -> VerifiedPayload {
+        let text = |member: &Member<'_>| match member {
+            Member::Str(Cow::Borrowed(s)) => {
+                Span::of(payload, s).map_or_else(|| Text::Owned((*s).into()), Text::InClaims)
+            }
+            Member::Str(Cow::Owned(s)) => Text::Owned(s.as_str().into()),
+            _ => Text::Absent,
+        };
+        let scope = match &claims.scope {
+            Member::Str(s) => &**s,
+            _ => "",
+        };
+        let scopes = match &claims.scp {
+            Scp::Str(scp) if self.scp_claim => {
+                ScopeSet::from_iter_lenient(scope.split(' ').chain(scp.split(' ')))
+            }
+            Scp::Many(items) if self.scp_claim => {
+                ScopeSet::from_iter_lenient(scope.split(' ').chain(items.iter().map(|s| &**s)))
+            }
+            // The usual case: one space-separated `scope`, parsed straight into the set.
+            _ => ScopeSet::parse_lenient(scope),
+        };
+        // RFC 9068 `client_id`; else what vendors use: `azp` (Auth0 default profile, Entra v2), `cid` (Okta),
+        // `appid` (Entra v1).
+        let client_id = [&claims.client_id, &claims.azp, &claims.cid, &claims.appid]
+            .into_iter()
+            .map(text)
+            .find(|found| !matches!(found, Text::Absent))
+            .unwrap_or_default();
+        VerifiedPayload {
+            json: Vec::new(),
+            issuer: self.issuer.clone(),
+            subject: text(&claims.sub),
+            client_id,
+            has_audience: matches!(claims.aud, Audience::One(_) | Audience::Many(_)),
+            scopes,
+            expires_at: json::system_time(exp),
+        }
+    }
+
+    /// Step 4 with a key set in hand. `Err(None)` means the key is not in this set.
+    pub(super) fn verify(
+        &self,
+        checked: &Checked,
+        token: &[u8],
+        snapshot: &Snapshot,
+    ) -> Result<(), Option<InvalidToken>> {
+        let kid = checked.kid.as_ref().map(Kid::as_str);
+        let key = match snapshot.keys.select(kid, checked.alg) {
+            Ok(key) => key,
+            Err(KeyMiss::NotFound) => return Err(None),
+            Err(KeyMiss::WrongAlgorithm) => return Err(Some(InvalidToken::DisallowedAlgorithm)),
+            Err(KeyMiss::Ambiguous) => return Err(Some(InvalidToken::UnknownKey)),
+        };
+        if key.key.verify(
+            checked.alg,
+            &token[..checked.signing_input_len],
+            &token[checked.signature_start..],
+        ) {
+            Ok(())
+        } else {
+            Err(Some(InvalidToken::BadSignature))
+        }
+    }
+
+    /// The validated token (its signature verified), cached; its header remembered.
+    pub(super) fn accept(
+        &self,
+        checked: Checked,
+        token: &[u8],
+        key: Option<[u8; 32]>,
+        epoch: u64,
+    ) -> AccessToken {
+        self.remember_header(&checked, token);
+        let Checked { access, exp, .. } = checked;
+        if let (Some(cache), Some(key)) = (&self.cache, key) {
+            cache.insert(key, access.clone(), exp, unix_now_ms(), epoch);
+        }
+        access
+    }
+
+    /// Keeps the header of a verified token, so that the next token with the very same header (most tokens
+    /// of an issuer share one) skips decoding and parsing it. Only verified tokens are remembered: junk
+    /// cannot make the memo churn.
+    pub(super) fn remember_header(&self, checked: &Checked, token: &[u8]) {
+        let Some(header_b64) = token.get(..checked.header_len) else {
+            return;
+        };
+        let current = self.header_memo.load();
+        if current
+            .as_deref()
+            .is_some_and(|memo| *memo.b64 == *header_b64)
+        {
+            return;
+        }
+        drop(current);
+        self.header_memo.store(Some(Arc::new(HeaderMemo {
+            b64: header_b64.into(),
+            alg: checked.alg,
+            kid: checked.kid.clone(),
+        })));
+    }
+
+    /// Starts the background refresher if it is not running (the validator was built outside a runtime).
+    pub(super) fn start_refresher(&self) {
+        if self.refresher.get().is_none() {
+            if let Some(task) = self.keys.spawn_refresher() {
+                if let Err(task) = self.refresher.set(task) {
+                    task.abort();
+                }
+            }
+        }
+    }
+
+    /// Verifies with the current key set, or says which kind of fetch would be needed.
+    pub(super) fn try_verify(
+        &self,
+        checked: &Checked,
+        token: &[u8],
+    ) -> Result<Result<(), InvalidToken>, Trigger> {
+        let guard = self.keys.usable().ok_or(Trigger::NoKeys)?;
+        let snapshot = guard.as_ref().ok_or(Trigger::NoKeys)?;
+        match self.verify(checked, token, snapshot) {
+            Ok(()) => Ok(Ok(())),
+            Err(Some(invalid)) => Ok(Err(invalid)),
+            Err(None) => Err(Trigger::UnknownKid),
+        }
+    }
+
+    /// The slow path: the key set is missing, stale, or lacks the token's key. Fetches (coalesced and
+    /// rate limited), then tries once more.
+    pub(super) async fn validate_with_fetch(
+        self: Arc<Self>,
+        checked: Checked,
+        token: BearerToken,
+        key: Option<[u8; 32]>,
+    ) -> ValidationResult {
+        let epoch = self.keys.removal_epoch();
+        let generation = self.keys.generation();
+        let trigger = match self.try_verify(&checked, token.as_bytes()) {
+            Ok(Ok(())) => return Ok(self.accept(checked, token.as_bytes(), key, epoch)),
+            Ok(Err(invalid)) => return Err(invalid.into()),
+            Err(trigger) => trigger,
+        };
+        let kid = checked.kid.as_ref().map(Kid::as_str);
+        if trigger == Trigger::UnknownKid && !self.keys.may_refetch_for(kid) {
+            return Err(InvalidToken::UnknownKey.into());
+        }
+        match self.keys.refresh(generation, trigger).await {
+            Ok(()) => {}
+            Err(RefreshError::RateLimited) if trigger == Trigger::UnknownKid => {
+                return Err(InvalidToken::UnknownKey.into());
+            }
+            Err(RefreshError::RateLimited) => {
+                return Err(ValidationError::unavailable(Unavailable::KeySet))
+            }
+            Err(RefreshError::Failed(reason)) => return Err(ValidationError::unavailable(reason)),
+        }
+        let epoch = self.keys.removal_epoch();
+        match self.try_verify(&checked, token.as_bytes()) {
+            Ok(Ok(())) => Ok(self.accept(checked, token.as_bytes(), key, epoch)),
+            Ok(Err(invalid)) => Err(invalid.into()),
+            Err(Trigger::UnknownKid) => {
+                // Fetched and still no such key: remember the kid so tokens naming it are refused at once.
+                if let Some(kid) = &checked.kid {
+                    self.keys.remember_missing(kid.as_str());
+                }
+                Err(InvalidToken::UnknownKey.into())
+            }
+            Err(_) => Err(ValidationError::unavailable(Unavailable::KeySet)),
+        }
+    }
+}
