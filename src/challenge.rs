@@ -302,11 +302,6 @@ impl fmt::Debug for Challenger {
     }
 }
 
-/// Is `b` allowed inside a quoted `error_description` (`%x20-21 / %x23-5B / %x5D-7E`)?
-fn is_description_char(b: u8) -> bool {
-    matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)
-}
-
 fn push_param(out: &mut String, name: &str, value: &str, allowed: fn(u8) -> bool) {
     out.push_str(", ");
     out.push_str(name);
@@ -327,12 +322,12 @@ impl Challenger {
         prefix.extend(
             metadata_url
                 .bytes()
-                .filter(|&b| b != b' ' && is_description_char(b))
+                .filter(|&b| b != b' ' && crate::charset::is_nqschar(b))
                 .map(char::from),
         );
         prefix.push('"');
         if let Some(realm) = realm {
-            push_param(&mut prefix, "realm", realm, is_description_char);
+            push_param(&mut prefix, "realm", realm, crate::charset::is_nqschar);
         }
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
@@ -439,19 +434,17 @@ impl Challenger {
         let mut header = String::with_capacity(self.prefix.len() + 160);
         header.push_str(&self.prefix);
         if let Some(error) = rejection.challenge_error() {
-            push_param(&mut header, "error", error, is_description_char);
+            push_param(&mut header, "error", error, crate::charset::is_nqschar);
             push_param(
                 &mut header,
                 "error_description",
                 rejection.description(),
-                is_description_char,
+                crate::charset::is_nqschar,
             );
         }
         if let Some(scope) = scope {
             // Scope tokens are separated by single spaces; anything else outside the set is dropped.
-            push_param(&mut header, "scope", scope, |b| {
-                b == b' ' || b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)
-            });
+            push_param(&mut header, "scope", scope, crate::charset::is_nqschar);
         }
         Some(header)
     }

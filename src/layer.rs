@@ -452,10 +452,7 @@ impl BearerAuthLayerBuilder {
             return Err(BuildError::Invalid("max_token_bytes must be positive"));
         }
         if let Some(realm) = &self.realm {
-            if realm
-                .bytes()
-                .any(|b| !matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
-            {
+            if realm.bytes().any(|b| !crate::charset::is_nqschar(b)) {
                 return Err(BuildError::Invalid(
                     "realm must be printable ASCII without quotes or backslashes",
                 ));

@@ -15,6 +15,7 @@ pub mod body;
 #[cfg(feature = "remote")]
 pub mod cache;
 pub mod challenge;
+mod charset;
 mod error;
 pub mod extract;
 #[cfg(feature = "remote")]

@@ -36,8 +36,7 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
 
 /// Characters allowed in a quoted challenge value that is a URI (`%x21 / %x23-5B / %x5D-7E`).
 fn fits_challenge_charset(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    s.bytes().all(crate::charset::is_nqchar)
 }
 
 /// Checks an absolute URL used as an identifier: https (http only on loopback), no fragment, no user info;

@@ -39,10 +39,7 @@ pub(crate) const OFFLINE_ACCESS: &str = "offline_access";
 
 /// Is `scope` a valid scope token (`1*( %x21 / %x23-5B / %x5D-7E )`)?
 pub fn is_valid_scope(scope: &str) -> bool {
-    !scope.is_empty()
-        && scope
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    crate::charset::is_scope_token(scope)
 }
 
 /// For each narrow scope, every broader scope that implies it.

@@ -7,16 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
-use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use http::header::AUTHORIZATION;
 use http::HeaderMap;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
+use super::form::{same, ClientAuth, Credentials, Form};
 use super::token::now;
 use super::{lock, State};
 
@@ -24,12 +21,6 @@ use super::{lock, State};
 const DEFAULT_CLIENT_ID: &str = "rs-client";
 /// The default introspection client secret.
 const DEFAULT_CLIENT_SECRET: &str = "rs-secret";
-
-/// Standard base64 that accepts the `Basic` credentials with or without padding.
-const BASIC_B64: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// Who may call `/introspect` and `/revoke`. Debug output leaves the secret and the bearer token out.
 #[derive(Clone)]
@@ -74,7 +65,7 @@ pub(crate) struct Registry {
 
 /// A random opaque token: URL-safe base64 (no padding) of 32 random bytes, i.e. 43 characters of
 /// `[A-Za-z0-9_-]` — RFC 6750 `b64token` syntax, and never mistaken for a JWT (no dots).
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
         // The system RNG failed (practically impossible): still unique within this process.
@@ -190,178 +181,36 @@ fn in_window(claims: &Map<String, Value>) -> bool {
     exp_ok && nbf_ok
 }
 
-/// Decodes `application/x-www-form-urlencoded` bytes: `+` is a space, `%XX` a byte; a `%` not followed by
-/// two hex digits stays as it is (as browsers and the WHATWG URL standard do).
-pub(crate) fn form_decode(input: &[u8]) -> Vec<u8> {
-    fn hex(byte: u8) -> Option<u8> {
-        match byte {
-            b'0'..=b'9' => Some(byte - b'0'),
-            b'a'..=b'f' => Some(byte - b'a' + 10),
-            b'A'..=b'F' => Some(byte - b'A' + 10),
-            _ => None,
-        }
-    }
-    let mut out = Vec::with_capacity(input.len());
-    let mut rest = input;
-    while let Some((&byte, tail)) = rest.split_first() {
-        match byte {
-            b'+' => {
-                out.push(b' ');
-                rest = tail;
-            }
-            b'%' => match tail {
-                [high, low, after @ ..] => match (hex(*high), hex(*low)) {
-                    (Some(high), Some(low)) => {
-                        out.push((high << 4) | low);
-                        rest = after;
-                    }
-                    _ => {
-                        out.push(b'%');
-                        rest = tail;
-                    }
-                },
-                _ => {
-                    out.push(b'%');
-                    rest = tail;
-                }
-            },
-            other => {
-                out.push(other);
-                rest = tail;
-            }
-        }
-    }
-    out
-}
-
-/// A decoded `application/x-www-form-urlencoded` body. Debug output shows the field names only.
-pub(crate) struct Form {
-    fields: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-impl fmt::Debug for Form {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<String> = self
-            .fields
-            .iter()
-            .map(|(name, _)| String::from_utf8_lossy(name).into_owned())
-            .collect();
-        f.debug_struct("Form").field("names", &names).finish()
-    }
-}
-
-impl Form {
-    /// Splits at `&`, then each pair at its first `=` (a pair without `=` has an empty value), and decodes
-    /// names and values. Empty pairs are skipped.
-    pub(crate) fn parse(body: &[u8]) -> Self {
-        let fields = body
-            .split(|b| *b == b'&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| match pair.iter().position(|b| *b == b'=') {
-                Some(at) => (
-                    form_decode(&pair[..at]),
-                    form_decode(pair.get(at + 1..).unwrap_or_default()),
-                ),
-                None => (form_decode(pair), Vec::new()),
-            })
-            .collect();
-        Self { fields }
-    }
-
-    /// The value of the first parameter `name` (check [`has_repeats`](Self::has_repeats) first).
-    pub(crate) fn get(&self, name: &str) -> Option<&[u8]> {
-        self.fields
-            .iter()
-            .find(|(field, _)| field.as_slice() == name.as_bytes())
-            .map(|(_, value)| value.as_slice())
-    }
-
-    /// Whether any parameter is given more than once (RFC 6749 §3.2 forbids it).
-    pub(crate) fn has_repeats(&self) -> bool {
-        let mut seen = HashSet::with_capacity(self.fields.len());
-        !self.fields.iter().all(|(name, _)| seen.insert(name))
-    }
-}
-
-/// The outcome of authenticating a caller of `/introspect` or `/revoke`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ClientAuth {
-    /// Valid credentials by exactly one method.
-    Authenticated,
-    /// No, malformed or wrong credentials: `401 invalid_client`.
-    Unauthenticated,
-    /// More than one method (RFC 6749 §2.3.1), or more than one `Authorization` header:
-    /// `400 invalid_request`.
-    Ambiguous,
-}
-
-/// Constant-time comparison (a length difference is not hidden).
-fn same(a: &[u8], b: &[u8]) -> bool {
-    bool::from(a.ct_eq(b))
-}
-
-/// `(id, secret)` from `Basic` credentials: base64, split at the first `:`, each part form-url-decoded.
-fn basic_credentials(encoded: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    let decoded = BASIC_B64.decode(encoded).ok()?;
-    let colon = decoded.iter().position(|b| *b == b':')?;
-    let (id, secret) = decoded.split_at(colon);
-    Some((form_decode(id), form_decode(secret.get(1..)?)))
-}
-
 impl ClientCredentials {
     /// Authenticates the caller by `client_secret_basic`, `client_secret_post` or the bearer token.
     pub(crate) fn authenticate(&self, headers: &HeaderMap, form: &Form) -> ClientAuth {
-        let mut authorizations = headers.get_all(AUTHORIZATION).iter();
-        let authorization = authorizations.next();
-        if authorizations.next().is_some() {
-            return ClientAuth::Ambiguous;
-        }
-        let (post_id, post_secret) = (form.get("client_id"), form.get("client_secret"));
-        match (authorization, post_secret) {
-            (Some(_), Some(_)) => ClientAuth::Ambiguous,
-            (Some(header), None) => {
-                let value = header.as_bytes();
-                let (scheme, credentials) = match value.iter().position(|b| *b == b' ') {
-                    Some(at) => (&value[..at], value.get(at + 1..).unwrap_or_default()),
-                    None => (value, &[][..]),
-                };
-                let credentials = credentials.trim_ascii();
-                if scheme.eq_ignore_ascii_case(b"Basic") {
-                    let Some((id, secret)) = basic_credentials(credentials) else {
-                        return ClientAuth::Unauthenticated;
-                    };
-                    // A `client_id` form field, if any, must name the same client.
-                    let id_ok = same(&id, self.client_id.as_bytes())
-                        & post_id.is_none_or(|post| same(post, self.client_id.as_bytes()));
-                    let secret_ok = same(&secret, self.client_secret.as_bytes());
-                    if id_ok & secret_ok {
-                        ClientAuth::Authenticated
-                    } else {
-                        ClientAuth::Unauthenticated
-                    }
-                } else if scheme.eq_ignore_ascii_case(b"Bearer") {
-                    match &self.bearer {
-                        Some(bearer)
-                            if !credentials.is_empty() && same(credentials, bearer.as_bytes()) =>
-                        {
-                            ClientAuth::Authenticated
-                        }
-                        _ => ClientAuth::Unauthenticated,
-                    }
-                } else {
-                    ClientAuth::Unauthenticated
-                }
+        let (id, secret) = (self.client_id.as_bytes(), self.client_secret.as_bytes());
+        let ok = match Credentials::of(headers, form) {
+            Credentials::Ambiguous => return ClientAuth::Ambiguous,
+            Credentials::Basic {
+                id: basic_id,
+                secret: basic_secret,
+            } => {
+                // A `client_id` form field, if any, must name the same client.
+                same(basic_id.as_bytes(), id)
+                    & form
+                        .get("client_id")
+                        .is_none_or(|post| same(post.as_bytes(), id))
+                    & same(basic_secret.as_bytes(), secret)
             }
-            (None, Some(secret)) => {
-                let id_ok = post_id.is_some_and(|id| same(id, self.client_id.as_bytes()));
-                let secret_ok = same(secret, self.client_secret.as_bytes());
-                if id_ok & secret_ok {
-                    ClientAuth::Authenticated
-                } else {
-                    ClientAuth::Unauthenticated
-                }
-            }
-            (None, None) => ClientAuth::Unauthenticated,
+            Credentials::Post {
+                id: post_id,
+                secret: post_secret,
+            } => same(post_id.as_bytes(), id) & same(post_secret.as_bytes(), secret),
+            Credentials::Bearer(credentials) => self.bearer.as_ref().is_some_and(|bearer| {
+                !credentials.is_empty() && same(credentials, bearer.as_bytes())
+            }),
+            Credentials::Nothing | Credentials::Malformed => false,
+        };
+        if ok {
+            ClientAuth::Authenticated
+        } else {
+            ClientAuth::Unauthenticated
         }
     }
 }
@@ -500,29 +349,8 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::AUTHORIZATION;
     use http::HeaderValue;
-
-    #[test]
-    fn form_decoding() {
-        assert_eq!(form_decode(b"a+b%20c%3A%3a%C3%A9"), "a b c::é".as_bytes());
-        assert_eq!(form_decode(b"100%"), b"100%");
-        assert_eq!(form_decode(b"%zz%4"), b"%zz%4");
-        assert_eq!(form_decode(b"%2B+"), b"+ ");
-        let form = Form::parse(b"token=a%26b&&flag&token_type_hint=access_token&x=1=2");
-        assert_eq!(form.get("token"), Some(&b"a&b"[..]));
-        assert_eq!(form.get("flag"), Some(&b""[..]));
-        assert_eq!(form.get("x"), Some(&b"1=2"[..]));
-        assert_eq!(form.get("missing"), None);
-        assert!(!form.has_repeats());
-        let twice = Form::parse(b"token=a&token=b");
-        assert_eq!(twice.get("token"), Some(&b"a"[..]));
-        assert!(twice.has_repeats());
-        assert!(Form::parse(b"tok%65n=a&token=b").has_repeats());
-        let secret = Form::parse(b"token=very-secret-token&client_secret=hunter2");
-        let debug = format!("{secret:?}");
-        assert!(debug.contains("client_secret"));
-        assert!(!debug.contains("very-secret-token") && !debug.contains("hunter2"));
-    }
 
     #[test]
     fn opaque_tokens_look_opaque() {

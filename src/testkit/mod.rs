@@ -125,8 +125,10 @@ macro_rules! claim_setters {
     };
 }
 
+mod form;
 mod introspect;
 mod keys;
+mod oauth;
 mod server;
 mod token;
 
@@ -143,6 +145,7 @@ pub use introspect::OpaqueTokenBuilder;
 use introspect::{ClientCredentials, Registry};
 pub use keys::KeyAlg;
 use keys::SigningKey;
+pub use oauth::Consent;
 pub use token::TokenBuilder;
 
 /// Why the development issuer could not do what was asked.
@@ -208,10 +211,17 @@ pub enum Endpoint {
     Introspection,
     /// `POST /revoke` (RFC 7009 token revocation).
     Revocation,
+    /// `GET` and `POST /authorize` (the [authorization server](DevIssuerBuilder::authorization_server)).
+    Authorization,
+    /// `POST /token` (the [authorization server](DevIssuerBuilder::authorization_server)).
+    Token,
+    /// `POST /register`, dynamic client registration (the
+    /// [authorization server](DevIssuerBuilder::authorization_server)).
+    Registration,
 }
 
 /// How many [`Endpoint`] variants there are (the size of the counter and behavior arrays).
-const ENDPOINTS: usize = 5;
+const ENDPOINTS: usize = 8;
 
 impl Endpoint {
     const fn index(self) -> usize {
@@ -221,6 +231,9 @@ impl Endpoint {
             Endpoint::OpenIdMetadata => 2,
             Endpoint::Introspection => 3,
             Endpoint::Revocation => 4,
+            Endpoint::Authorization => 5,
+            Endpoint::Token => 6,
+            Endpoint::Registration => 7,
         }
     }
 }
@@ -229,7 +242,8 @@ impl Endpoint {
 ///
 /// On [`Endpoint::Introspection`], `Status` and `InvalidJson` answer before the caller is authenticated;
 /// `Slow` delays the normal handling; `Oversize` and `WrongIssuer` change successful (`200`) answers only.
-/// On [`Endpoint::Revocation`] only `Status` and `Slow` have an effect.
+/// On [`Endpoint::Revocation`] only `Status` and `Slow` have an effect; on the authorization server's
+/// endpoints, `Status`, `OAuthError` and `Slow`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Behavior {
     /// Serve the document normally.
@@ -326,6 +340,8 @@ pub(crate) struct State {
     credentials: ClientCredentials,
     /// Opaque tokens, revocations, custom introspection answers and per-token request counts.
     registry: Mutex<Registry>,
+    /// The opt-in authorization server (registration, authorization, token endpoints).
+    oauth: Option<oauth::AuthorizationServer>,
 }
 
 impl State {
@@ -587,6 +603,24 @@ impl DevIssuer {
         format!("{}/introspect", self.state().origin)
     }
 
+    /// The authorization endpoint, `http://127.0.0.1:PORT/authorize` (working only with
+    /// [`DevIssuerBuilder::authorization_server`]).
+    pub fn authorization_endpoint(&self) -> String {
+        format!("{}/authorize", self.state().origin)
+    }
+
+    /// The token endpoint, `http://127.0.0.1:PORT/token` (working only with
+    /// [`DevIssuerBuilder::authorization_server`]).
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.state().origin)
+    }
+
+    /// The RFC 7591 registration endpoint, `http://127.0.0.1:PORT/register` (served only with
+    /// [`DevIssuerBuilder::authorization_server`]).
+    pub fn registration_endpoint(&self) -> String {
+        format!("{}/register", self.state().origin)
+    }
+
     /// The RFC 7009 revocation endpoint: `http://127.0.0.1:PORT/revoke`.
     pub fn revocation_endpoint(&self) -> String {
         format!("{}/revoke", self.state().origin)
@@ -663,6 +697,7 @@ pub struct DevIssuerBuilder {
     serve_openid: bool,
     bind: SocketAddr,
     credentials: ClientCredentials,
+    consent: Option<Consent>,
 }
 
 impl fmt::Debug for DevIssuerBuilder {
@@ -676,6 +711,7 @@ impl fmt::Debug for DevIssuerBuilder {
             .field("serve_openid", &self.serve_openid)
             .field("bind", &self.bind)
             .field("introspection", &self.credentials)
+            .field("authorization_server", &self.consent)
             .finish()
     }
 }
@@ -690,6 +726,7 @@ impl Default for DevIssuerBuilder {
             serve_openid: true,
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             credentials: ClientCredentials::default(),
+            consent: None,
         }
     }
 }
@@ -754,11 +791,27 @@ impl DevIssuerBuilder {
         self
     }
 
+    /// Turns on the development authorization server (default: off): RFC 7591 dynamic client
+    /// registration at `/register`, the authorization endpoint `/authorize` (authorization code with PKCE
+    /// `S256` only, RFC 8707 `resource` required, consent by `consent`), and the token endpoint `/token`
+    /// (authorization code and rotating refresh tokens), all advertised in the metadata. Access tokens are
+    /// JWTs signed with the default key: `sub` = `"dev-user"`, `aud` = the requested resource, `scope` =
+    /// the requested scopes, `client_id`, one hour of validity.
+    ///
+    /// **Never for production**: there is no login; anyone who reaches the port gets any scope. The
+    /// issuer must listen on a loopback address ([`start`](Self::start) refuses anything else). See
+    /// [the module docs](self) for a whole flow.
+    pub fn authorization_server(mut self, consent: Consent) -> Self {
+        self.consent = Some(consent);
+        self
+    }
+
     /// Generates the keys, binds the listener and spawns the server on the current tokio runtime.
     ///
     /// # Errors
     /// [`TestkitError::NoRuntime`] outside a tokio runtime, [`TestkitError::InvalidConfig`] for a path with
-    /// `?`, `#` or whitespace or an empty [introspection bearer token](Self::introspection_bearer),
+    /// `?`, `#` or whitespace, an empty [introspection bearer token](Self::introspection_bearer) or an
+    /// [authorization server](Self::authorization_server) on a non-loopback address,
     /// [`TestkitError::Io`] if binding fails, [`TestkitError::Crypto`] if key
     /// generation fails.
     pub async fn start(self) -> Result<DevIssuer, TestkitError> {
@@ -771,6 +824,11 @@ impl DevIssuerBuilder {
         {
             return Err(TestkitError::InvalidConfig(
                 "issuer path must not contain '?', '#', whitespace or control characters",
+            ));
+        }
+        if self.consent.is_some() && !self.bind.ip().is_loopback() {
+            return Err(TestkitError::InvalidConfig(
+                "the development authorization server listens on a loopback address only",
             ));
         }
         if self.credentials.bearer.as_deref() == Some("") {
@@ -823,6 +881,7 @@ impl DevIssuerBuilder {
             jwks_cache_control: Mutex::new(Some("max-age=300".to_owned())),
             credentials: self.credentials,
             registry: Mutex::new(Registry::default()),
+            oauth: self.consent.map(oauth::AuthorizationServer::new),
         });
         let task = runtime
             .spawn(server::serve(listener, Arc::clone(&state)))

@@ -5,9 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use http::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ALLOW, CACHE_CONTROL, CONTENT_TYPE,
+    WWW_AUTHENTICATE,
+};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -16,15 +20,10 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use super::introspect::{ClientAuth, Form};
-use super::{Behavior, Endpoint, State};
+use super::form::{has_media_type, read_body, BodyError, ClientAuth, Form};
+use super::{oauth, Behavior, Endpoint, State};
 
-type Body = Full<Bytes>;
-
-/// The most the introspection and revocation endpoints read of a request body.
-const FORM_LIMIT: usize = 64 * 1024;
-/// How long the introspection and revocation endpoints wait for a request body.
-const FORM_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) type Body = Full<Bytes>;
 
 /// Accepts connections until the task is aborted; connection tasks live in a `JoinSet`, so aborting this
 /// task (dropping the set) also aborts every open connection.
@@ -57,7 +56,7 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>) {
     }
 }
 
-fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response
@@ -66,7 +65,7 @@ fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     response
 }
 
-fn to_bytes(value: &Value) -> Bytes {
+pub(crate) fn to_bytes(value: &Value) -> Bytes {
     // Serializing a `Value` cannot fail (its map keys are strings); fall back to an empty object anyway.
     serde_json::to_vec(value)
         .map(Bytes::from)
@@ -94,6 +93,9 @@ impl State {
             "/jwks" => return Some(Endpoint::Jwks),
             "/introspect" => return Some(Endpoint::Introspection),
             "/revoke" => return Some(Endpoint::Revocation),
+            "/authorize" if self.oauth.is_some() => return Some(Endpoint::Authorization),
+            "/token" if self.oauth.is_some() => return Some(Endpoint::Token),
+            "/register" if self.oauth.is_some() => return Some(Endpoint::Registration),
             _ => {}
         }
         let issuer_path = self.issuer_path.as_str();
@@ -122,7 +124,7 @@ impl State {
     /// The authorization-server metadata document (shared by the RFC 8414 and OpenID endpoints).
     pub(crate) fn metadata(&self, issuer: &str) -> Value {
         let origin = &self.origin;
-        json!({
+        let mut metadata = json!({
             "issuer": issuer,
             "jwks_uri": format!("{origin}/jwks"),
             "authorization_endpoint": format!("{origin}/authorize"),
@@ -139,13 +141,32 @@ impl State {
             "revocation_endpoint": format!("{origin}/revoke"),
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "id_token_signing_alg_values_supported": self.published_algs(),
-        })
+        });
+        if let (Some(_), Value::Object(map)) = (&self.oauth, &mut metadata) {
+            map.insert(
+                "registration_endpoint".to_owned(),
+                Value::from(format!("{origin}/register")),
+            );
+            map.insert(
+                "grant_types_supported".to_owned(),
+                json!(["authorization_code", "refresh_token"]),
+            );
+            map.insert(
+                "authorization_response_iss_parameter_supported".to_owned(),
+                Value::Bool(true),
+            );
+        }
+        metadata
     }
 
     fn document(&self, endpoint: Endpoint, wrong_issuer: bool) -> Value {
         match endpoint {
             // Not served through this path (see `handle_form`).
-            Endpoint::Introspection | Endpoint::Revocation => json!({}),
+            Endpoint::Introspection
+            | Endpoint::Revocation
+            | Endpoint::Authorization
+            | Endpoint::Token
+            | Endpoint::Registration => json!({}),
             Endpoint::Jwks => self.public_jwks(),
             Endpoint::OAuthMetadata | Endpoint::OpenIdMetadata if wrong_issuer => {
                 self.metadata(&format!("{}/wrong-issuer", self.origin))
@@ -166,7 +187,73 @@ impl State {
     }
 }
 
-async fn handle(state: &State, request: Request<Incoming>) -> Response<Body> {
+/// Answers one request; every answer allows any origin (browser-based clients such as the MCP Inspector
+/// read the metadata and call the registration and token endpoints from a web page).
+async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body> {
+    let mut response = if request.method() == Method::OPTIONS {
+        preflight()
+    } else {
+        route_request(state, request).await
+    };
+    response
+        .headers_mut()
+        .insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response
+}
+
+/// The answer to a CORS preflight.
+fn preflight() -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
+    );
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, mcp-protocol-version"),
+    );
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    response
+}
+
+/// `405` naming the allowed methods.
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = json_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        r#"{"error":"method_not_allowed"}"#,
+    );
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// The authorization server's endpoints; the request is already counted.
+async fn handle_oauth(
+    state: &Arc<State>,
+    endpoint: Endpoint,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    match state.behavior(endpoint) {
+        Behavior::Status(code) => return injected_status(code),
+        Behavior::OAuthError(status, code) => return injected_oauth_error(status, code),
+        Behavior::Slow(delay) => tokio::time::sleep(delay).await,
+        _ => {}
+    }
+    let method = request.method().clone();
+    match (endpoint, method) {
+        (Endpoint::Authorization, Method::GET) => oauth::handle_authorize(state, &request),
+        (Endpoint::Authorization, Method::POST) => oauth::handle_consent(state, request).await,
+        (Endpoint::Authorization, _) => method_not_allowed("GET, POST"),
+        (Endpoint::Token, Method::POST) => oauth::handle_token(state, request).await,
+        (Endpoint::Registration, Method::POST) => oauth::handle_register(state, request).await,
+        _ => method_not_allowed("POST"),
+    }
+}
+
+async fn route_request(state: &Arc<State>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path();
     let Some(endpoint) = state.route(path) else {
         if path == "/token" || path == "/authorize" {
@@ -178,18 +265,17 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Body> {
         return json_response(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#);
     };
     state.count(endpoint);
-    if matches!(endpoint, Endpoint::Introspection | Endpoint::Revocation) {
-        return handle_form(state, endpoint, request).await;
+    match endpoint {
+        Endpoint::Introspection | Endpoint::Revocation => {
+            return handle_form(state, endpoint, request).await
+        }
+        Endpoint::Authorization | Endpoint::Token | Endpoint::Registration => {
+            return handle_oauth(state, endpoint, request).await
+        }
+        Endpoint::Jwks | Endpoint::OAuthMetadata | Endpoint::OpenIdMetadata => {}
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut response = json_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            r#"{"error":"method_not_allowed"}"#,
-        );
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
+        return method_not_allowed("GET, HEAD");
     }
     let response = match state.behavior(endpoint) {
         Behavior::Normal => {
@@ -250,38 +336,6 @@ fn invalid_request(description: &str) -> Response<Body> {
     )
 }
 
-/// Whether the request declares an `application/x-www-form-urlencoded` body (parameters such as
-/// `charset` allowed).
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|media| {
-            media
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-}
-
-/// Why a form body could not be read.
-enum BodyError {
-    TooLarge,
-    Failed,
-}
-
-/// Reads at most [`FORM_LIMIT`] bytes of body within [`FORM_TIMEOUT`].
-async fn read_form_body(body: Incoming) -> Result<Bytes, BodyError> {
-    let read = tokio::time::timeout(FORM_TIMEOUT, Limited::new(body, FORM_LIMIT).collect()).await;
-    match read {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(BodyError::TooLarge)
-        }
-        Ok(Err(_)) | Err(_) => Err(BodyError::Failed),
-    }
-}
-
 /// `POST /introspect` (RFC 7662) and `POST /revoke` (RFC 7009); the request is already counted.
 ///
 /// Order: method, body size, per-token count, injected `Status` / `InvalidJson` / `Slow`, content type,
@@ -294,17 +348,10 @@ async fn handle_form(
 ) -> Response<Body> {
     let introspection = endpoint == Endpoint::Introspection;
     if request.method() != Method::POST {
-        let mut response = json_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            r#"{"error":"method_not_allowed"}"#,
-        );
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        return method_not_allowed("POST");
     }
     let (parts, body) = request.into_parts();
-    let body = match read_form_body(body).await {
+    let body = match read_body(body).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             return json_response(
@@ -314,13 +361,11 @@ async fn handle_form(
         }
         Err(BodyError::Failed) => return invalid_request("the request body could not be read"),
     };
-    let form = is_form(&parts.headers).then(|| Form::parse(&body));
-    let token = form
-        .as_ref()
-        .and_then(|form| form.get("token"))
-        .map(std::str::from_utf8);
+    let form = has_media_type(&parts.headers, "application/x-www-form-urlencoded")
+        .then(|| Form::parse(&body));
+    let token = form.as_ref().and_then(|form| form.get("token"));
     if introspection {
-        if let Some(Ok(token)) = token {
+        if let Some(token) = token {
             state.count_introspection_of(token);
         }
     }
@@ -364,23 +409,19 @@ async fn handle_form(
             return response;
         }
     }
-    // A token that is not UTF-8 cannot be known: inactive, and nothing to revoke.
-    let token = match token {
-        Some(token) => token.ok(),
-        None => return invalid_request("the token parameter is missing"),
+    let Some(token) = token else {
+        return invalid_request("the token parameter is missing");
     };
 
     if !introspection {
-        if let Some(token) = token {
-            state.revoke(token);
-        }
+        state.revoke(token);
         let mut response = Response::new(Full::new(Bytes::new()));
         response
             .headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return response;
     }
-    let answer = state.introspection_answer(token, matches!(behavior, Behavior::WrongIssuer));
+    let answer = state.introspection_answer(Some(token), matches!(behavior, Behavior::WrongIssuer));
     let body = match behavior {
         Behavior::Oversize(size) => padded(answer, size),
         _ => to_bytes(&answer),
