@@ -257,7 +257,7 @@ async fn metadata_advertises_the_endpoints_only_when_enabled() {
 async fn the_whole_flow_gives_tokens_the_guard_accepts_for_their_resource_only() {
     let issuer = start(Consent::Auto).await;
     let client_id = public_client(&issuer).await;
-    let code = code_for(&issuer, &client_id, "mcp:read mcp:write").await;
+    let code = code_for(&issuer, &client_id, "mcp:read mcp:write offline_access").await;
     let (status, answer) = token(
         &issuer,
         &[
@@ -272,7 +272,7 @@ async fn the_whole_flow_gives_tokens_the_guard_accepts_for_their_resource_only()
     .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["token_type"], "Bearer");
-    assert_eq!(answer["scope"], "mcp:read mcp:write");
+    assert_eq!(answer["scope"], "mcp:read mcp:write offline_access");
     assert_eq!(answer["expires_in"], 3600);
     let access = answer["access_token"].as_str().unwrap();
     let c = claims(access);
@@ -280,7 +280,7 @@ async fn the_whole_flow_gives_tokens_the_guard_accepts_for_their_resource_only()
     assert_eq!(c["iss"], issuer.issuer());
     assert_eq!(c["sub"], "dev-user");
     assert_eq!(c["client_id"], client_id.as_str());
-    assert_eq!(c["scope"], "mcp:read mcp:write");
+    assert_eq!(c["scope"], "mcp:read mcp:write offline_access");
 
     assert_eq!(
         guard_status(&issuer, RESOURCE, access).await,
@@ -291,6 +291,22 @@ async fn the_whole_flow_gives_tokens_the_guard_accepts_for_their_resource_only()
         StatusCode::UNAUTHORIZED,
         "a token for one resource must not open another"
     );
+
+    // Without offline_access, no refresh token.
+    let online_code = code_for(&issuer, &client_id, "mcp:read").await;
+    let (status, online) = token(
+        &issuer,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &online_code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client_id),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(online.get("refresh_token").is_none(), "{online}");
 
     // The code is single-use.
     let (status, again) = token(
@@ -317,14 +333,14 @@ async fn the_whole_flow_gives_tokens_the_guard_accepts_for_their_resource_only()
             ("grant_type", "refresh_token"),
             ("refresh_token", &refresh),
             ("client_id", &client_id),
-            ("scope", "mcp:read"),
+            ("scope", "mcp:read offline_access"),
         ],
     )
     .await;
     assert_eq!(status, 200, "{refreshed}");
     assert_eq!(
         claims(refreshed["access_token"].as_str().unwrap())["scope"],
-        "mcp:read"
+        "mcp:read offline_access"
     );
     assert_eq!(
         claims(refreshed["access_token"].as_str().unwrap())["aud"],

@@ -8,10 +8,12 @@
 //! ```
 //!
 //! Tools: `echo` needs `mcp:read`, `write_note` needs `mcp:write` (`mcp` implies both). By default the test
-//! kit's development issuer runs embedded (JWKS, RFC 8414 metadata, RFC 7662 introspection on 127.0.0.1);
-//! the demo finds its keys by discovery like it would with a real identity provider, mints tokens (JWT and
-//! opaque) and prints `curl` commands. With `--issuer` the same binary guards against a real IdP, and
-//! real MCP clients (TypeScript, Python, rmcp) run the whole OAuth flow against it (see tests/interop).
+//! kit's development issuer runs embedded (JWKS, RFC 8414 metadata, RFC 7662 introspection and its
+//! development authorization server, all on 127.0.0.1), so OAuth clients such as the MCP Inspector log in
+//! through a consent page, offline; the demo finds the keys by discovery like it would with a real identity
+//! provider, also mints tokens (JWT and opaque) and prints `curl` commands. With `--issuer` the same binary
+//! guards against a real IdP. Real MCP clients (TypeScript, Python, rmcp) run the whole OAuth flow against
+//! both (see tests/interop).
 
 mod app;
 mod notes;
@@ -22,7 +24,7 @@ use std::time::Duration;
 
 use bearer_guard::mcp::McpScopes;
 use bearer_guard::scope::{Requirement, ScopeHierarchy};
-use bearer_guard::testkit::DevIssuer;
+use bearer_guard::testkit::{Consent, DevIssuer};
 use bearer_guard::validate::IntrospectionValidatorBuilder;
 use bearer_guard::{
     BearerAuthLayer, ClientAuth, FirstMatch, IntrospectionValidator, JwtValidator, TokenValidator,
@@ -32,8 +34,10 @@ const HELP: &str = "\
 bearer-guard demo: an MCP server (rmcp, streamable HTTP) guarded by BearerAuthLayer.
 
 Tools: echo (scope mcp:read) and write_note (scope mcp:write); `mcp` implies both.
-Without --issuer, an embedded development issuer (JWKS, RFC 8414 metadata and RFC 7662 introspection on
-127.0.0.1) signs the tokens, and the demo prints some with ready-to-paste curl commands. Works offline.
+Without --issuer, an embedded development issuer on 127.0.0.1 (JWKS, RFC 8414 metadata, RFC 7662
+introspection, and a development authorization server: dynamic client registration, PKCE, a consent
+page; no login, never for production) signs the tokens; OAuth clients such as the MCP Inspector log in
+there, and the demo also prints tokens with ready-to-paste curl commands. Works offline.
 
 USAGE:
     cargo run --example demo -- [OPTIONS]
@@ -49,6 +53,8 @@ OPTIONS:
     --jwks-uri URL             With --issuer: fetch the keys from this JWKS URL instead of discovering it.
     --scope SCOPE              A scope every request needs (repeatable), advertised in scopes_supported and
                                named in 401 challenges. Default: mcp:read.
+    --auto-consent             Without --issuer: grant every authorization request at once instead of
+                               showing the consent page (for scripted clients).
     --allow-jwt-typ            Accept `typ: JWT` access tokens (Keycloak and other IdPs without at+jwt).
     --introspection-url URL    Also accept opaque tokens, checked with this RFC 7662 endpoint (JWTs of the
                                issuer are still verified locally).
@@ -70,6 +76,7 @@ struct Options {
     jwks_uri: Option<String>,
     scopes: Vec<String>,
     allow_jwt_typ: bool,
+    auto_consent: bool,
     introspection_url: Option<String>,
     introspect_jwts: bool,
     client_id: Option<String>,
@@ -86,6 +93,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
         jwks_uri: None,
         scopes: Vec::new(),
         allow_jwt_typ: false,
+        auto_consent: false,
         introspection_url: None,
         introspect_jwts: false,
         client_id: None,
@@ -112,6 +120,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
             "--jwks-uri" => options.jwks_uri = Some(value("--jwks-uri")?),
             "--scope" => options.scopes.push(value("--scope")?),
             "--allow-jwt-typ" => options.allow_jwt_typ = true,
+            "--auto-consent" => options.auto_consent = true,
             "--introspection-url" => {
                 options.introspection_url = Some(value("--introspection-url")?)
             }
@@ -128,6 +137,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
     }
     if options.jwks_uri.is_some() && options.issuer.is_none() {
         return Err("--jwks-uri needs --issuer (the issuer the tokens' `iss` must equal)".into());
+    }
+    if options.auto_consent && options.issuer.is_some() {
+        return Err(
+            "--auto-consent is for the embedded development issuer (without --issuer)".into(),
+        );
     }
     if options.client_id.is_some() != options.client_secret.is_some() {
         return Err("--client-id and --client-secret go together".into());
@@ -182,7 +196,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (issuer, dev_issuer) = match &options.issuer {
         Some(issuer) => (issuer.clone(), None),
         None => {
-            let dev = DevIssuer::start().await?;
+            let consent = if options.auto_consent {
+                Consent::Auto
+            } else {
+                Consent::Page
+            };
+            let dev = DevIssuer::builder()
+                .authorization_server(consent)
+                .start()
+                .await?;
             (dev.issuer().to_owned(), Some(dev))
         }
     };
@@ -277,11 +299,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  tools: echo (mcp:read), write_note (mcp:write)");
     println!();
     println!("Connect an MCP client (streamable HTTP) to {resource}.");
-    if dev_issuer.is_some() {
-        println!("  The embedded development issuer mints tokens but has no login page, so paste a token below");
-        println!("  as a bearer header in your client (e.g. MCP Inspector: `npx @modelcontextprotocol/inspector`,");
-        println!("  transport Streamable HTTP, header `Authorization: Bearer $WRITER`). For the full OAuth flow,");
-        println!("  run with --issuer <your authorization server> (tests/interop/as.mjs is one that works offline).");
+    if let Some(dev) = &dev_issuer {
+        println!("  OAuth clients discover the embedded development authorization server from the 401 challenge,");
+        println!(
+            "  register themselves and send you to its consent page ({}):",
+            dev.authorization_endpoint()
+        );
+        println!("  click Allow (no login: development only). With the MCP Inspector:");
+        println!("    npx @modelcontextprotocol/inspector");
+        println!("    Transport Type: Streamable HTTP, URL: {resource}, then Connect (or Open Auth Settings ->");
+        println!("    Quick OAuth Flow). Calling write_note asks again, for mcp:write (step-up).");
+        println!("  Or paste a token below as a header: `Authorization: Bearer $WRITER`.");
     } else {
         println!(
             "  OAuth-capable clients discover {issuer} from the 401 challenge and log in there."
@@ -395,6 +423,8 @@ mod tests {
         assert_eq!(o.leeway, Some(Duration::ZERO));
         assert_eq!(o.introspection_cache_ttl, Some(Duration::from_secs(2)));
         assert!(args(&["--leeway", "x"]).is_err());
+        assert!(args(&["--auto-consent"]).unwrap().auto_consent);
+        assert!(args(&["--auto-consent", "--issuer", "https://idp.example.com"]).is_err());
     }
 
     #[test]

@@ -38,7 +38,7 @@
 //! | `{path}/.well-known/openid-configuration` | OpenID metadata (path appended) |
 //! | `/introspect` | RFC 7662 token introspection (`POST`, client authentication required) |
 //! | `/revoke` | RFC 7009 token revocation (`POST`, client authentication required) |
-//! | `/token`, `/authorize` | `501 Not Implemented` (tokens are minted in-process) |
+//! | `/authorize`, `/token`, `/register` | the [development authorization server](DevIssuerBuilder::authorization_server) when enabled; otherwise `501` (`/authorize`, `/token`) and `404` (`/register`) |
 //!
 //! A trailing `/` of the issuer is removed before forming these paths (RFC 8414 §3.1); other paths get
 //! `404`. The server runs on the current tokio runtime and stops on [`DevIssuer::shutdown`] or when the
@@ -68,6 +68,38 @@
 //! Answers carry `Cache-Control: no-store`. `POST /revoke` authenticates the same way (realm
 //! `"revocation"`), takes the form field `token`, and answers `200` with an empty body whether or not the
 //! token was known ([`DevIssuer::revoke`] does the same in-process).
+//!
+//! ## The development authorization server
+//!
+//! Opt in with [`DevIssuerBuilder::authorization_server`] and real OAuth clients (the MCP Inspector, the
+//! official MCP SDKs, desktop clients) log in to this issuer, offline:
+//!
+//! | step | endpoint | what it checks |
+//! |---|---|---|
+//! | register (RFC 7591) | `POST /register` (JSON) | `redirect_uris` required: absolute, no fragment, `http` only for `localhost` / `127.0.0.1` / `[::1]`; `token_endpoint_auth_method` `none`, `client_secret_basic` (the default, a secret is issued) or `client_secret_post`; grant types `authorization_code`, `refresh_token` |
+//! | authorize | `GET /authorize` | a registered client and redirect URI (else an error page, no redirect; a loopback IP may change port, RFC 8252 §7.3); `response_type=code`; PKCE `S256` only; exactly one absolute `resource` (RFC 8707, else `invalid_target`); errors are redirected with `state` and `iss` (RFC 9207) |
+//! | consent | the page, then `POST /authorize` | [`Consent::Page`]: names the client, the resource and the scopes, with Allow / Deny (answerable once, for 10 minutes); [`Consent::Auto`]: granted at once |
+//! | token | `POST /token` (form) | the client's registered authentication; a code is single-use, valid 60 s, bound to its client, redirect URI, `code_verifier` (constant-time) and resource; refresh tokens rotate and may narrow the scope only |
+//!
+//! Access tokens are RFC 9068 JWTs signed with the default key: `sub` `"dev-user"`, `aud` = the resource,
+//! `scope` = what was asked, `client_id`, valid one hour. A refresh token comes with `offline_access`. Every
+//! answer carries `Access-Control-Allow-Origin: *` and `OPTIONS` preflights are answered (browser-based
+//! clients call these endpoints from a web page). The stores are bounded (1 024 clients, pending consents,
+//! codes and refresh tokens each). There are no users and no passwords: loopback only, never for
+//! production.
+//!
+//! ```
+//! use bearer_guard::testkit::{Consent, DevIssuer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), bearer_guard::testkit::TestkitError> {
+//! let issuer = DevIssuer::builder().authorization_server(Consent::Page).start().await?;
+//! // Clients find these in the metadata at issuer.oauth_metadata_uri().
+//! assert!(issuer.registration_endpoint().ends_with("/register"));
+//! println!("log in at {}", issuer.authorization_endpoint());
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! Nothing here logs or prints tokens, client secrets or the introspection bearer token.
 
@@ -794,13 +826,15 @@ impl DevIssuerBuilder {
     /// Turns on the development authorization server (default: off): RFC 7591 dynamic client
     /// registration at `/register`, the authorization endpoint `/authorize` (authorization code with PKCE
     /// `S256` only, RFC 8707 `resource` required, consent by `consent`), and the token endpoint `/token`
-    /// (authorization code and rotating refresh tokens), all advertised in the metadata. Access tokens are
+    /// (authorization code and rotating refresh tokens; a refresh token is issued when the client
+    /// registered the `refresh_token` grant and asked for `offline_access`, as OpenID Connect IdPs do),
+    /// all advertised in the metadata. Access tokens are
     /// JWTs signed with the default key: `sub` = `"dev-user"`, `aud` = the requested resource, `scope` =
     /// the requested scopes, `client_id`, one hour of validity.
     ///
     /// **Never for production**: there is no login; anyone who reaches the port gets any scope. The
     /// issuer must listen on a loopback address ([`start`](Self::start) refuses anything else). See
-    /// [the module docs](self) for a whole flow.
+    /// [the module docs](crate::testkit#the-development-authorization-server) for what each endpoint checks.
     pub fn authorization_server(mut self, consent: Consent) -> Self {
         self.consent = Some(consent);
         self

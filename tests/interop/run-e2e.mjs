@@ -4,7 +4,10 @@
 // an MCP client against it, then stops everything it started.
 //
 //   node run-e2e.mjs --server http://127.0.0.1:3000/mcp [--client ts|py|rmcp] [--wait 180] [--as-port 0]
-//                    [--timeout S] [--verbose] -- CMD ARGS...
+//                    [--no-as] [--timeout S] [--verbose] -- CMD ARGS...
+//
+// --no-as starts no as.mjs: the server under test brings its own authorization server (the demo without
+// --issuer embeds the test kit's development one); the placeholders below are then empty.
 //
 // --client picks the client under test (default ts):
 //   ts   node mcp-client-ts.mjs                    (official TypeScript SDK)
@@ -37,6 +40,7 @@ if (dd < 0 || dd === argv.length - 1) {
 }
 const args = parseArgs(argv.slice(0, dd), {
   server: 'string', wait: 'number', 'as-port': 'number', verbose: 'boolean', timeout: 'number', client: 'string',
+  'no-as': 'boolean',
 });
 if (!args.server) { console.error('--server is required'); process.exit(2); }
 const CLIENTS = {
@@ -61,12 +65,16 @@ async function cleanup() {
 }
 cleanupOnSignals(cleanup);
 try {
-  as = await spawnReady(path.join(HERE, 'as.mjs'), ['--port', String(args['as-port'] ?? 0)], { quiet: !args.verbose, prefix: 'as' });
-  const r = as.ready;
+  // --no-as: the server under test brings its own authorization server (the demo's embedded one).
+  let r = { issuer: '', introspection_client_id: '', introspection_client_secret: '' };
+  if (!args['no-as']) {
+    as = await spawnReady(path.join(HERE, 'as.mjs'), ['--port', String(args['as-port'] ?? 0)], { quiet: !args.verbose, prefix: 'as' });
+    r = as.ready;
+  }
   const subst = (s) => s.replaceAll('{issuer}', r.issuer)
     .replaceAll('{introspection_client_id}', r.introspection_client_id)
     .replaceAll('{introspection_client_secret}', r.introspection_client_secret);
-  console.log(`INFO AS ready - ${r.issuer}`);
+  if (as) console.log(`INFO AS ready - ${r.issuer}`);
   srv = spawnGroup(cmd[0], cmd.slice(1).map(subst), {
     stdio: ['ignore', args.verbose ? 'inherit' : 'ignore', args.verbose ? 'inherit' : 'ignore'],
     env: {

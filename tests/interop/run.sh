@@ -8,7 +8,8 @@
 # 2. Builds the demo server and the rmcp client (workspace member rmcp-client/) once: cargo build --example demo --bin rmcp-interop-client
 # 3. Runs, each against its own freshly started as.mjs (+ demo): the AS self test; the official TypeScript
 #    client, the official Python client and the rmcp client, each against the demo with RS256 JWTs, with
-#    introspected opaque tokens and with ES256 JWTs; the negative cases.
+#    introspected opaque tokens and with ES256 JWTs; each client against the demo's embedded development
+#    authorization server (no as.mjs; the TypeScript client through its consent page); the negative cases.
 #
 # Prints one line per scenario and a final `N passed, M failed` (the checks of all scripts added up);
 # exits non-zero on any failure. Every step runs under `timeout`; everything listens on 127.0.0.1 only.
@@ -185,6 +186,17 @@ for client in ts py rmcp; do
   scenario "$client-client-jwt-es256" 150 node run-e2e.mjs --client "$client" --wait 60 \
     --server "http://127.0.0.1:$port/es256-mcp" -- \
     "$DEMO" --listen "127.0.0.1:$port" --resource "http://127.0.0.1:$port/es256-mcp" --issuer '{issuer}'
+done
+
+# The demo's embedded development authorization server (no as.mjs): the TypeScript client answers its
+# consent page as a user would; the Python and rmcp clients run against its automatic consent.
+port=$(free_port)
+scenario "ts-client-embedded-dev-as" 150 node run-e2e.mjs --client ts --no-as --wait 60 \
+  --server "http://127.0.0.1:$port/mcp" -- "$DEMO" --listen "127.0.0.1:$port"
+for client in py rmcp; do
+  port=$(free_port)
+  scenario "$client-client-embedded-dev-as" 150 node run-e2e.mjs --client "$client" --no-as --wait 60 \
+    --server "http://127.0.0.1:$port/mcp" -- "$DEMO" --listen "127.0.0.1:$port" --auto-consent
 done
 
 scenario negative-cases 200 node negative.mjs --demo "$DEMO"

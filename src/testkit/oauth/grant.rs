@@ -267,7 +267,10 @@ fn token(
     if let (false, Value::Object(map)) = (scope.is_empty(), &mut answer) {
         map.insert("scope".to_owned(), Value::from(scope.as_str()));
     }
-    if may_refresh {
+    // Refresh tokens only for `offline_access`, as OpenID Connect (§11) and the big IdPs do. Handing them
+    // out unasked breaks real clients: the MCP TypeScript SDK answers a 403 step-up by refreshing first,
+    // and a refresh cannot widen the scope, so it would retry with the same token.
+    if may_refresh && scope.split(' ').any(|s| s == "offline_access") {
         let refresh_token = random_token();
         let grant = RefreshGrant {
             client_id,

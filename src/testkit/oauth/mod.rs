@@ -5,21 +5,8 @@
 //!
 //! **For development only.** There are no users and no passwords: whoever can reach the loopback port and
 //! click "Allow" (or anyone, with [`Consent::Auto`]) gets a token with the scopes they asked for. The
-//! builder refuses to bind it to anything but a loopback address.
-//!
-//! ```
-//! use bearer_guard::testkit::{Consent, DevIssuer};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), bearer_guard::testkit::TestkitError> {
-//! let issuer = DevIssuer::builder().authorization_server(Consent::Page).start().await?;
-//! // An MCP client (the MCP Inspector, Claude, the official SDKs) discovers these from the metadata:
-//! println!("authorize: {}", issuer.authorization_endpoint());
-//! println!("token:     {}", issuer.token_endpoint());
-//! println!("register:  {}", issuer.registration_endpoint());
-//! # Ok(())
-//! # }
-//! ```
+//! builder refuses to bind it to anything but a loopback address. The table of what each endpoint checks
+//! is in the `testkit` module docs.
 
 mod authorize;
 mod grant;

@@ -104,9 +104,41 @@ export function pkcePair() {
 // Authorization: follow redirects with a cookie jar until the redirect URI
 // ---------------------------------------------------------------------------
 
+/** Decodes the few HTML entities an attribute value may carry. */
+function htmlDecode(s) {
+  return s.replace(/&(amp|lt|gt|quot|#39);/g, (_, e) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[e]);
+}
+
+/**
+ * A consent page (e.g. bearer-guard's development authorization server): the
+ * first `<form method="post">` of `html`, with its hidden inputs and the
+ * submit button whose value means yes (allow/approve/accept) — what a user
+ * clicking it would send. `null` when there is no such form.
+ */
+export function consentForm(html, pageUrl) {
+  const form = html.match(/<form\b([^>]*)>([\s\S]*?)<\/form>/i);
+  if (!form || !/method\s*=\s*"post"/i.test(form[1])) return null;
+  const attr = (tag, name) => {
+    const m = tag.match(new RegExp(`\\b${name}\\s*=\\s*"([^"]*)"`, 'i'));
+    return m ? htmlDecode(m[1]) : undefined;
+  };
+  const fields = new URLSearchParams();
+  for (const [input] of form[2].matchAll(/<input\b[^>]*>/gi)) {
+    if ((attr(input, 'type') ?? '').toLowerCase() === 'hidden' && attr(input, 'name')) {
+      fields.append(attr(input, 'name'), attr(input, 'value') ?? '');
+    }
+  }
+  const yes = [...form[2].matchAll(/<button\b[^>]*>/gi)].map(([b]) => b)
+    .find((b) => /^(allow|approve|accept|yes)$/i.test(attr(b, 'value') ?? ''));
+  if (!yes) return null;
+  if (attr(yes, 'name')) fields.append(attr(yes, 'name'), attr(yes, 'value'));
+  return { action: new URL(attr(form[1], 'action') ?? pageUrl, pageUrl).href, fields };
+}
+
 /**
  * GETs `authorizationUrl` and follows every redirect manually (carrying cookies
- * in `jar`) until a Location starts with `redirectUri`. Returns
+ * in `jar`) until a Location starts with `redirectUri`; a consent page on the
+ * way (see consentForm) is answered "allow", as a user would. Returns
  * `{ params: URLSearchParams of the final redirect, hops: [{status, path}] }`.
  * `hops` holds only status + URL path (no query), so it is safe to print.
  */
@@ -114,15 +146,34 @@ export async function followAuthorization(authorizationUrl, redirectUri, {
   jar = new CookieJar(), maxHops = 12, timeoutMs = DEFAULT_TIMEOUT_MS,
 } = {}) {
   let url = String(authorizationUrl);
+  let post; // the consent answer to send instead of a GET
   const hops = [];
   for (let i = 0; i < maxHops; i += 1) {
     const headers = {};
     const cookie = jar.header(url);
     if (cookie) headers.cookie = cookie;
-    const res = await fetchT(url, { redirect: 'manual', headers }, timeoutMs);
+    const init = { redirect: 'manual', headers };
+    if (post) {
+      init.method = 'POST';
+      init.body = post;
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+    }
+    const res = await fetchT(url, init, timeoutMs);
     jar.capture(url, res);
-    hops.push({ status: res.status, path: new URL(url).pathname });
+    hops.push({ status: res.status, path: `${post ? 'POST ' : ''}${new URL(url).pathname}` });
+    post = undefined;
     const location = res.headers.get('location');
+    if (res.status === 200 && /text\/html/.test(res.headers.get('content-type') ?? '')) {
+      const html = await res.text();
+      const consent = consentForm(html, url);
+      if (consent) {
+        url = consent.action;
+        post = consent.fields.toString();
+        continue;
+      }
+      const snippet = html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
+      throw new Error(`authorization stopped at HTTP 200 on ${new URL(url).pathname}: ${snippet}`);
+    }
     if (![301, 302, 303, 307, 308].includes(res.status) || !location) {
       const body = await res.text().catch(() => '');
       const snippet = body.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
