@@ -7,6 +7,13 @@ use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+#[cfg(any(feature = "jwt", feature = "mcp"))]
+mod skip;
+#[cfg(any(feature = "jwt", feature = "mcp"))]
+pub(crate) use skip::{skip_map, skip_seq};
+#[cfg(feature = "jwt")]
+pub(crate) use skip::SkipValue;
+
 /// A JSON object without duplicate member names.
 pub(crate) struct StrictObject(pub(crate) Map<String, Value>);
 
