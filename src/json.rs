@@ -9,10 +9,10 @@ use serde_json::{Map, Value};
 
 #[cfg(any(feature = "jwt", feature = "mcp"))]
 mod skip;
-#[cfg(any(feature = "jwt", feature = "mcp"))]
-pub(crate) use skip::{skip_map, skip_seq};
 #[cfg(feature = "jwt")]
 pub(crate) use skip::SkipValue;
+#[cfg(any(feature = "jwt", feature = "mcp"))]
+pub(crate) use skip::{skip_map, skip_seq};
 
 /// A JSON object without duplicate member names.
 pub(crate) struct StrictObject(pub(crate) Map<String, Value>);
