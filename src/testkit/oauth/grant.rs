@@ -12,14 +12,14 @@ use hyper::body::Incoming;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::super::form::{has_media_type, read_body, same, BodyError, Credentials, Form};
+use super::super::form::{has_media_type, same, Credentials, Form};
 use super::super::introspect::random_token;
 use super::super::token::TokenBuilder;
 use super::super::State;
 use super::authorize::is_pkce_value;
 use super::{
-    no_store, oauth_error, AuthMethod, AuthorizationServer, RefreshGrant, ACCESS_TOKEN_SECS,
-    DEV_SUBJECT, REFRESH_LIFETIME,
+    no_store, oauth_error, read_body_or_refuse, AuthMethod, AuthorizationServer, RefreshGrant,
+    ACCESS_TOKEN_SECS, DEV_SUBJECT, REFRESH_LIFETIME,
 };
 use crate::testkit::server::{json_response, to_bytes, Body};
 
@@ -55,22 +55,9 @@ pub(crate) async fn handle_token(state: &Arc<State>, request: Request<Incoming>)
         );
     };
     let (parts, body) = request.into_parts();
-    let body = match read_body(body).await {
+    let body = match read_body_or_refuse(body, "invalid_request").await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => {
-            return oauth_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request",
-                "request body too large",
-            )
-        }
-        Err(BodyError::Failed) => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "the request body could not be read",
-            )
-        }
+        Err(refusal) => return refusal,
     };
     if !has_media_type(&parts.headers, "application/x-www-form-urlencoded") {
         return oauth_error(

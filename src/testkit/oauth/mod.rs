@@ -211,6 +211,27 @@ fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response<Bo
     no_store(json_response(status, to_bytes(&body)))
 }
 
+/// The request body (see `form::read_body`), or the OAuth error answer with `code`: `413` when too
+/// large, `400` when it could not be read.
+async fn read_body_or_refuse(
+    body: hyper::body::Incoming,
+    code: &str,
+) -> Result<bytes::Bytes, Response<Body>> {
+    match super::form::read_body(body).await {
+        Ok(body) => Ok(body),
+        Err(super::form::BodyError::TooLarge) => Err(oauth_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code,
+            "request body too large",
+        )),
+        Err(super::form::BodyError::Failed) => Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            code,
+            "the request body could not be read",
+        )),
+    }
+}
+
 fn no_store(mut response: Response<Body>) -> Response<Body> {
     response
         .headers_mut()

@@ -6,11 +6,14 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
-use super::super::form::{has_media_type, read_body, BodyError};
+use super::super::form::has_media_type;
 use super::super::introspect::random_token;
 use super::super::token::now;
 use super::super::State;
-use super::{is_registrable_redirect, is_scope, no_store, oauth_error, AuthMethod, Client};
+use super::{
+    is_registrable_redirect, is_scope, no_store, oauth_error, read_body_or_refuse, AuthMethod,
+    Client,
+};
 use crate::testkit::server::{json_response, to_bytes, Body};
 
 /// A registration error (RFC 7591 §3.2.2).
@@ -49,21 +52,9 @@ pub(crate) async fn handle_register(
         return json_response(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#);
     };
     let (parts, body) = request.into_parts();
-    let body = match read_body(body).await {
+    let body = match read_body_or_refuse(body, "invalid_client_metadata").await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => {
-            return oauth_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_client_metadata",
-                "request body too large",
-            )
-        }
-        Err(BodyError::Failed) => {
-            return refused(
-                "invalid_client_metadata",
-                "the request body could not be read",
-            )
-        }
+        Err(refusal) => return refusal,
     };
     if !has_media_type(&parts.headers, "application/json") {
         return refused(
