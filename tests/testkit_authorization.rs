@@ -374,6 +374,17 @@ async fn the_whole_flow_gives_tokens_the_guard_accepts_for_their_resource_only()
         (status, wider["error"].as_str()),
         (400, Some("invalid_scope"))
     );
+    // A refused refresh does not spend the token.
+    let (status, still) = token(
+        &issuer,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", next),
+            ("client_id", &client_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{still}");
 }
 
 #[tokio::test]

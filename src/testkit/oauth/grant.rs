@@ -191,35 +191,37 @@ fn token(
             let refresh_token = form
                 .get("refresh_token")
                 .ok_or(bad("invalid_request", "refresh_token is required"))?;
-            let granted = server.take_refresh(refresh_token).ok_or(bad(
-                "invalid_grant",
-                "the refresh token is unknown, expired or already used",
-            ))?;
-            if granted.client_id != client_id {
-                return Err(bad(
-                    "invalid_grant",
-                    "the refresh token was issued to another client",
-                ));
-            }
-            if resource.is_some_and(|resource| resource != granted.resource) {
-                return Err(bad(
-                    "invalid_target",
-                    "resource differs from the original grant",
-                ));
-            }
-            let scope = match form.get("scope") {
-                None => granted.scope,
-                Some(asked) => {
+            let asked = form.get("scope");
+            // Checked before the token is spent: a refused request (another resource, a wider scope)
+            // leaves it usable; an accepted one rotates it.
+            let granted = server
+                .redeem_refresh(refresh_token, |granted| {
+                    if granted.client_id != client_id {
+                        return Err(bad(
+                            "invalid_grant",
+                            "the refresh token was issued to another client",
+                        ));
+                    }
+                    if resource.is_some_and(|resource| resource != granted.resource) {
+                        return Err(bad(
+                            "invalid_target",
+                            "resource differs from the original grant",
+                        ));
+                    }
                     let held: Vec<&str> = granted.scope.split(' ').collect();
-                    if !asked.split(' ').all(|s| held.contains(&s)) {
+                    if asked.is_some_and(|asked| !asked.split(' ').all(|s| held.contains(&s))) {
                         return Err(bad(
                             "invalid_scope",
                             "a refresh may only narrow the granted scope",
                         ));
                     }
-                    asked.to_owned()
-                }
-            };
+                    Ok(())
+                })
+                .ok_or(bad(
+                    "invalid_grant",
+                    "the refresh token is unknown, expired or already used",
+                ))??;
+            let scope = asked.map_or(granted.scope, str::to_owned);
             (scope, granted.resource)
         }
         Some(_) => {

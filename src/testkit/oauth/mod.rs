@@ -196,12 +196,22 @@ impl AuthorizationServer {
         })
     }
 
-    /// Removes the refresh token (they rotate on every use), returning it if unexpired.
-    fn take_refresh(&self, token: &str) -> Option<RefreshGrant> {
-        lock(&self.store)
+    /// The grant of an unexpired refresh token that `accept` takes; it is then removed (refresh tokens
+    /// rotate on every use). A token `accept` refuses stays usable. `None`: unknown or expired.
+    fn redeem_refresh<E>(
+        &self,
+        token: &str,
+        accept: impl FnOnce(&RefreshGrant) -> Result<(), E>,
+    ) -> Option<Result<RefreshGrant, E>> {
+        let mut store = lock(&self.store);
+        let grant = store
             .refresh
-            .remove(token)
-            .filter(|g| g.expires > Instant::now())
+            .get(token)
+            .filter(|g| g.expires > Instant::now())?;
+        if let Err(err) = accept(grant) {
+            return Some(Err(err));
+        }
+        store.refresh.remove(token).map(Ok)
     }
 }
 
