@@ -38,6 +38,9 @@ const MCP_SCOPES = 'mcp:read mcp:write';
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 const log = (...a) => process.stderr.write(`[as] ${a.join(' ')}\n`);
+// Start-up stages with their time since the process began, so a slow start shows where it waited.
+const stage = (what) => log(`start-up: ${what} at ${Math.round(performance.now())} ms`);
+stage('oidc-provider imported');
 
 // --- signing keys: generated at startup, exported as JWK with kids ---------
 function jwkWithKid(privateKey, alg) {
@@ -51,6 +54,7 @@ function jwkWithKid(privateKey, alg) {
 }
 const rsaJwk = jwkWithKid(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, 'RS256');
 const ecJwk = jwkWithKid(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, 'ES256');
+stage('signing keys generated');
 
 // --- static confidential client the resource server introspects with -----
 const introspectionClient = {
@@ -90,6 +94,7 @@ await new Promise((resolve, reject) => {
   server.listen(PORT, '127.0.0.1', resolve);
 });
 const { port } = server.address();
+stage(`listening on 127.0.0.1:${port}`);
 const ISSUER = `http://127.0.0.1:${port}`;
 
 const provider = new Provider(ISSUER, {

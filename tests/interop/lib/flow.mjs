@@ -352,9 +352,13 @@ export function spawnReady(script, args = [], { timeoutMs = 60_000, prefix, quie
       env: { ...process.env, ...env },
     });
     const tag = prefix ?? path.basename(script);
+    // Quiet children's stderr is kept (last 40 lines) and shown if the child never gets ready.
+    const kept = [];
+    const keep = (line) => { kept.push(line); if (kept.length > 40) kept.shift(); };
+    const lastWords = () => (kept.length ? `; its stderr:\n${kept.map((l) => `  [${tag}] ${l}`).join('\n')}` : '; no stderr');
     const timer = setTimeout(() => {
       child.kill('SIGTERM');
-      reject(new Error(`${tag}: no ready line within ${timeoutMs} ms`));
+      reject(new Error(`${tag}: no ready line within ${timeoutMs} ms${lastWords()}`));
     }, timeoutMs);
     const rl = createInterface({ input: child.stdout });
     let done = false;
@@ -370,11 +374,14 @@ export function spawnReady(script, args = [], { timeoutMs = 60_000, prefix, quie
       }
     });
     const rlErr = createInterface({ input: child.stderr });
-    rlErr.on('line', (line) => { if (!quiet) process.stderr.write(`[${tag}] ${line}\n`); });
+    rlErr.on('line', (line) => {
+      if (!quiet) process.stderr.write(`[${tag}] ${line}\n`);
+      else if (!done) keep(line);
+    });
     child.on('exit', (code, signal) => {
       if (!done) {
         clearTimeout(timer);
-        reject(new Error(`${tag} exited early (code ${code}, signal ${signal})`));
+        reject(new Error(`${tag} exited early (code ${code}, signal ${signal})${lastWords()}`));
       }
     });
   });
