@@ -31,7 +31,7 @@ use http::header::{
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::body::FixedBody;
-use crate::error::{InvalidToken, Unavailable, ValidationError};
+use crate::error::{Detail, InvalidToken, Unavailable, ValidationError};
 use crate::extract::MalformedRequest;
 use crate::scope::{is_valid_scope, Requirement, ScopeSet, OFFLINE_ACCESS};
 
@@ -61,10 +61,10 @@ pub enum Rejection {
     Internal,
 }
 
-impl From<ValidationError> for Rejection {
-    fn from(error: ValidationError) -> Self {
-        match error {
-            ValidationError::InvalidToken(reason) => Self::InvalidToken(reason),
+impl From<&ValidationError> for Rejection {
+    fn from(error: &ValidationError) -> Self {
+        match *error {
+            ValidationError::InvalidToken { reason, .. } => Self::InvalidToken(reason),
             ValidationError::Unavailable {
                 reason,
                 retry_after,
@@ -77,7 +77,27 @@ impl From<ValidationError> for Rejection {
     }
 }
 
+impl From<ValidationError> for Rejection {
+    fn from(error: ValidationError) -> Self {
+        Self::from(&error)
+    }
+}
+
 impl Rejection {
+    /// The stable label of this rejection, for logs, metrics and alerts (snake case; never renamed): the
+    /// most specific reason's kind ([`InvalidToken::kind`], [`MalformedRequest::kind`],
+    /// [`Unavailable::kind`]), else `missing_credentials`, `insufficient_scope` or `internal`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "missing_credentials",
+            Self::InvalidRequest(why) => why.kind(),
+            Self::InvalidToken(why) => why.kind(),
+            Self::InsufficientScope => "insufficient_scope",
+            Self::Unavailable { reason, .. } => reason.kind(),
+            Self::Internal => "internal",
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -141,6 +161,21 @@ impl Rejection {
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.description(), self.status())
+    }
+}
+
+/// A requirement's preferred scopes, space-separated, for a log line (formatted only if it is written).
+struct Preferred<'a>(&'a Requirement);
+
+impl fmt::Display for Preferred<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, scope) in self.0.preferred().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(scope)?;
+        }
+        Ok(())
     }
 }
 
@@ -376,10 +411,16 @@ impl Challenger {
         requirement: &Requirement,
         granted: Option<&ScopeSet>,
         facts: RequestFacts,
+        detail: &Detail,
     ) -> Response<FixedBody> {
+        // One line per rejection, with what an operator needs: the stable kind, the validator's detail,
+        // and for a scope shortfall what was required and what the token had (scopes are not secrets).
         tracing::debug!(
             status = rejection.status().as_u16(),
-            reason = rejection.description(),
+            kind = rejection.kind(),
+            detail = %detail,
+            required = %Preferred(requirement),
+            granted = granted.map(tracing::field::display),
             grpc = facts.grpc.is_some(),
             "bearer-guard rejected a request"
         );

@@ -10,9 +10,28 @@
 //!
 //! Every description is a `&'static str` chosen by this crate or the validator author, so a token can never
 //! end up in an `error_description`, a log line or a panic message by formatting.
+//!
+//! Every error also has a stable [`kind`](ValidationError::kind) label (`"wrong_audience"`,
+//! `"key_set_unavailable"`, …: snake case, never renamed, fit for metrics labels and alerts) and refusals
+//! carry a log-only [`Detail`] (the audience expected and the one found, the unknown `kid`, …):
+//!
+//! ```
+//! use bearer_guard::{Detail, InvalidToken, Unavailable, ValidationError};
+//!
+//! let refused = ValidationError::refused(InvalidToken::UnknownKey, Detail::found("kid", "2024-old"));
+//! assert_eq!((refused.kind(), refused.detail().to_string().as_str()), ("unknown_key", r#"kid "2024-old""#));
+//!
+//! let down = ValidationError::unavailable(Unavailable::KeySet);
+//! assert_eq!(down.kind(), "key_set_unavailable");
+//! assert!(down.detail().is_none());
+//! ```
 
 use std::fmt;
 use std::time::Duration;
+
+mod detail;
+
+pub use detail::Detail;
 
 indexed_enum! {
 /// Why a presented access token was refused (HTTP 401, `error="invalid_token"`).
@@ -56,6 +75,27 @@ pub enum InvalidToken {
 }
 
 impl InvalidToken {
+    /// The stable label of this reason, for logs, metrics and alerts (snake case; never renamed).
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown_token",
+            Self::Malformed => "malformed_token",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::BadSignature => "bad_signature",
+            Self::DisallowedAlgorithm => "disallowed_algorithm",
+            Self::UnknownKey => "unknown_key",
+            Self::WrongType => "wrong_type",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim => "missing_claim",
+            Self::UnsupportedCritical => "unsupported_critical",
+            Self::Inactive => "inactive",
+            Self::NotApplicable => "not_applicable",
+            Self::SenderConstrained => "sender_constrained",
+        }
+    }
+
     /// A short, fixed, client-safe explanation (used as `error_description`).
     pub const fn description(self) -> &'static str {
         match self {
@@ -106,6 +146,16 @@ pub enum Unavailable {
 }
 
 impl Unavailable {
+    /// The stable label of this reason, for logs, metrics and alerts (snake case; never renamed).
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Self::KeySet => "key_set_unavailable",
+            Self::Discovery => "discovery_unavailable",
+            Self::Introspection => "introspection_unavailable",
+            Self::Backend => "backend_unavailable",
+        }
+    }
+
     /// A short, fixed, client-safe explanation.
     pub const fn description(self) -> &'static str {
         match self {
@@ -122,7 +172,12 @@ impl Unavailable {
 #[non_exhaustive]
 pub enum ValidationError {
     /// The token is invalid: 401 `invalid_token`.
-    InvalidToken(InvalidToken),
+    InvalidToken {
+        /// Why: the client sees this reason's fixed description.
+        reason: InvalidToken,
+        /// What a log needs (never sent to the client); [`Detail::NONE`] when the reason says it all.
+        detail: Detail,
+    },
     /// The validator cannot decide now: 503 with `Retry-After`.
     Unavailable {
         /// What was unavailable.
@@ -135,6 +190,39 @@ pub enum ValidationError {
 }
 
 impl ValidationError {
+    /// A refusal with the facts a log needs (see [`Detail`]).
+    pub fn refused(reason: InvalidToken, detail: Detail) -> Self {
+        Self::InvalidToken { reason, detail }
+    }
+
+    /// The stable label of this error (snake case; never renamed): the refusal reason's
+    /// [`kind`](InvalidToken::kind), the unavailable backend's [`kind`](Unavailable::kind), or `"internal"`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidToken { reason, .. } => reason.kind(),
+            Self::Unavailable { reason, .. } => reason.kind(),
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The log-only facts of a refusal; [`Detail::NONE`] for the other errors (an unavailable backend is
+    /// logged where it failed, an internal error's text is logged by the layer).
+    pub fn detail(&self) -> &Detail {
+        static NONE: Detail = Detail::NONE;
+        match self {
+            Self::InvalidToken { detail, .. } => detail,
+            _ => &NONE,
+        }
+    }
+
+    /// The refusal reason, if this is a refusal.
+    pub const fn reason(&self) -> Option<InvalidToken> {
+        match self {
+            Self::InvalidToken { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
     /// Shorthand for [`ValidationError::Unavailable`] with the default retry delay (5 seconds).
     pub const fn unavailable(reason: Unavailable) -> Self {
         Self::Unavailable {
@@ -146,14 +234,19 @@ impl ValidationError {
 
 impl From<InvalidToken> for ValidationError {
     fn from(reason: InvalidToken) -> Self {
-        Self::InvalidToken(reason)
+        Self::InvalidToken {
+            reason,
+            detail: Detail::NONE,
+        }
     }
 }
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidToken(reason) => write!(f, "invalid token: {}", reason.description()),
+            Self::InvalidToken { reason, .. } => {
+                write!(f, "invalid token: {}", reason.description())
+            }
             Self::Unavailable {
                 reason,
                 retry_after,

@@ -44,6 +44,15 @@ pub enum MalformedRequest {
 }
 
 impl MalformedRequest {
+    /// The stable label of this reason, for logs, metrics and alerts (snake case; never renamed).
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Self::MultipleAuthorizationHeaders => "multiple_authorization_headers",
+            Self::TokenTooLarge => "token_too_large",
+            Self::MalformedToken => "malformed_credentials",
+        }
+    }
+
     /// A short, fixed, client-safe explanation.
     pub const fn description(self) -> &'static str {
         match self {

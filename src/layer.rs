@@ -26,7 +26,7 @@ use tower_service::Service;
 
 use crate::body::{FixedBody, ResponseBody};
 use crate::challenge::{Challenger, Rejection, RequestFacts};
-use crate::error::BuildError;
+use crate::error::{BuildError, Detail};
 use crate::extract::{extract, Credentials};
 use crate::future::ResponseFuture;
 use crate::metadata::{MetadataResponder, MetadataService};
@@ -86,7 +86,13 @@ impl Shared {
                 if let crate::ValidationError::Internal(what) = &error {
                     tracing::error!(error = what, "bearer-guard validator failed");
                 }
-                return Err(self.reject(error.into(), requirement, parts));
+                return Err(self.challenger.respond(
+                    Rejection::from(&error),
+                    requirement,
+                    None,
+                    RequestFacts::of(&parts.headers),
+                    error.detail(),
+                ));
             }
         };
         if !requirement.is_satisfied_by(access.scopes(), &self.hierarchy) {
@@ -104,6 +110,7 @@ impl Shared {
                 requirement,
                 Some(access.scopes()),
                 RequestFacts::of(&parts.headers),
+                &Detail::NONE,
             ));
         }
         if self.strip_authorization {
@@ -124,6 +131,7 @@ impl Shared {
             requirement,
             None,
             RequestFacts::of(&parts.headers),
+            &Detail::NONE,
         )
     }
 }

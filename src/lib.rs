@@ -39,7 +39,7 @@ pub mod testkit;
 pub mod tonic;
 
 pub use challenge::{ErrorBody, JsonErrorBody, ProblemJsonBody, Rejection};
-pub use error::{BuildError, InvalidToken, Unavailable, ValidationError};
+pub use error::{BuildError, Detail, InvalidToken, Unavailable, ValidationError};
 pub use future::ResponseFuture;
 pub use layer::{BearerAuth, BearerAuthLayer, BearerAuthLayerBuilder};
 #[cfg(feature = "mcp")]

@@ -443,9 +443,10 @@ async fn multi_issuer_then_introspection() {
     // Claims issuer B, signed by A: B's validator checks it with B's keys.
     let confused = sign(a.token().audience(AUD).claim("iss", json!(b.issuer())));
     match validate(&chain, &confused).await {
-        Err(ValidationError::InvalidToken(
-            InvalidToken::BadSignature | InvalidToken::UnknownKey,
-        )) => {}
+        Err(ValidationError::InvalidToken {
+            reason: InvalidToken::BadSignature | InvalidToken::UnknownKey,
+            ..
+        }) => {}
         other => panic!("expected a signature/key error, got {other:?}"),
     }
     assert_eq!(a.requests(Endpoint::Introspection), 0);

@@ -1541,7 +1541,7 @@ async fn tokens_never_appear_in_responses_or_debug_output() {
         Rejection::Internal,
     ];
     let errors = [
-        ValidationError::InvalidToken(InvalidToken::Expired),
+        ValidationError::from(InvalidToken::Expired),
         ValidationError::unavailable(Unavailable::Introspection),
         ValidationError::Internal("boom"),
     ];

@@ -1,4 +1,5 @@
-//! The guard's log output never contains a token.
+//! The guard's log output never contains a token, and says what an operator needs: each rejection's
+//! stable kind and the validator's detail.
 //!
 //! A test-local `tracing::Subscriber` records every event and span field (as `name=value` text) into a
 //! `Vec<String>`. It is installed as the global default, so it sees events from every thread; this file
@@ -11,9 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bearer_guard::testkit::DevIssuer;
 use bearer_guard::{
-    AccessToken, BearerToken, Requirement, TokenValidator, Unavailable, Validation,
-    ValidationContext, ValidationError,
+    AccessToken, BearerAuthLayer, BearerToken, JwtValidator, Requirement, TokenValidator,
+    Unavailable, Validation, ValidationContext, ValidationError,
 };
 use common::*;
 use http::header::AUTHORIZATION;
@@ -165,7 +167,84 @@ async fn no_log_line_contains_a_token() {
         assert_eq!(reply.status, *status);
     }
 
+    // JWTs from a development issuer: the rejection line carries the stable kind and the validator's detail
+    // (the audience expected and the one found, the unknown kid); the client sees neither.
+    let dev = DevIssuer::builder().start().await.expect("dev issuer");
+    let (listener, addr) = bind().await;
+    let resource = format!("http://{addr}/mcp");
+    let jwt = JwtValidator::builder(dev.issuer())
+        .build()
+        .expect("validator");
+    let jwt_server = serve(
+        listener,
+        BearerAuthLayer::builder()
+            .resource(&resource)
+            .authorization_server(dev.issuer())
+            .validator(jwt)
+            .require(Requirement::all_of(["mcp:write"]))
+            .build()
+            .expect("guard"),
+    );
+    let wrong_audience = dev
+        .token()
+        .audience("https://elsewhere.example.com/mcp")
+        .sign()
+        .expect("token");
+    let unknown_kid = dev
+        .token()
+        .audience(&resource)
+        .header_kid(Some("retired-2019"))
+        .sign()
+        .expect("token");
+    let reader = dev.token().audience(&resource).sign().expect("token");
+    let mut jwts = vec![];
+    for (token, status, hidden) in [
+        (&wrong_audience, 401, "elsewhere.example.com"),
+        (&unknown_kid, 401, "retired-2019"),
+        (&reader, 403, "granted"),
+    ] {
+        let reply = jwt_server
+            .call_with_token(Method::POST, "/mcp", token)
+            .await;
+        assert_eq!(reply.status.as_u16(), status);
+        assert!(
+            !reply.contains(hidden),
+            "the detail reached the client: {reply:?}"
+        );
+        jwts.push(token.clone());
+    }
+
     let lines = lines.lock().expect("log lock").clone();
+    let rejected = |kind: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains("bearer-guard rejected a request") && l.contains(kind))
+            .unwrap_or_else(|| panic!("no rejection line with {kind}: {lines:#?}"))
+            .clone()
+    };
+    let line = rejected("kind=wrong_audience");
+    assert!(
+        line.contains(&format!(
+            r#"aud: expected "{resource}", found "https://elsewhere.example.com/mcp""#
+        )),
+        "{line}"
+    );
+    assert!(rejected("kind=unknown_key").contains(r#"kid "retired-2019""#));
+    let line = rejected("kind=insufficient_scope");
+    assert!(
+        line.contains("required=mcp:write") && line.contains("granted=mcp:read"),
+        "{line}"
+    );
+    assert!(rejected("kind=missing_credentials").contains("detail=none"));
+    assert!(rejected("kind=token_too_large").contains("status=400"));
+    assert!(rejected("kind=key_set_unavailable").contains("status=503"));
+    for line in &lines {
+        for token in &jwts {
+            let signature = token.rsplit('.').next().expect("signature");
+            assert!(!line.contains(signature), "a JWT in log line {line:?}");
+        }
+    }
+
     // The capture works: the guard's own events are there, with their fields.
     assert!(
         lines

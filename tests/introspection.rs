@@ -412,7 +412,10 @@ async fn only_the_json_boolean_true_is_active() {
     ] {
         let token = token_answered(&dev, answer.clone());
         match validate(&validator, &token).await {
-            Err(ValidationError::InvalidToken(InvalidToken::Inactive)) => {}
+            Err(ValidationError::InvalidToken {
+                reason: InvalidToken::Inactive,
+                ..
+            }) => {}
             other => panic!("{answer}: expected Inactive, got {other:?}"),
         }
     }

@@ -373,7 +373,10 @@ async fn concurrent_unknown_kids_share_one_fetch() {
         .expect("all validations end in time");
     for result in results {
         match result.expect("no task panicked") {
-            Err(ValidationError::InvalidToken(InvalidToken::UnknownKey)) => {}
+            Err(ValidationError::InvalidToken {
+                reason: InvalidToken::UnknownKey,
+                ..
+            }) => {}
             other => panic!("expected UnknownKey, got {other:?}"),
         }
     }
@@ -658,7 +661,10 @@ async fn a_removed_key_stops_verifying_even_cached_tokens() {
     assert!(issuer.remove_key(&kid));
     let result = validate_until(&validator, &token, |r| r.is_err()).await;
     match result {
-        Err(ValidationError::InvalidToken(InvalidToken::UnknownKey)) => {}
+        Err(ValidationError::InvalidToken {
+            reason: InvalidToken::UnknownKey,
+            ..
+        }) => {}
         other => panic!("after removal: {other:?}"),
     }
     assert_rejects(&validator, &token, InvalidToken::UnknownKey).await;
@@ -687,7 +693,10 @@ async fn a_key_replaced_under_the_same_kid_stops_verifying_cached_tokens() {
         .unwrap();
     let result = validate_until(&validator, &old, |r| r.is_err()).await;
     match result {
-        Err(ValidationError::InvalidToken(InvalidToken::BadSignature)) => {}
+        Err(ValidationError::InvalidToken {
+            reason: InvalidToken::BadSignature,
+            ..
+        }) => {}
         other => panic!("after the key changed: {other:?}"),
     }
     assert_accepts(
@@ -785,9 +794,10 @@ async fn multi_issuer_routes_by_iss_and_verifies_with_that_issuers_keys() {
                 .claim("iss", json!(a.issuer())),
         );
         match validate(&multi, &forged).await {
-            Err(ValidationError::InvalidToken(
-                InvalidToken::BadSignature | InvalidToken::UnknownKey,
-            )) => {}
+            Err(ValidationError::InvalidToken {
+                reason: InvalidToken::BadSignature | InvalidToken::UnknownKey,
+                ..
+            }) => {}
             other => panic!("token claiming A, signed by B ({kid}): {other:?}"),
         }
     }

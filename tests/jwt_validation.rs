@@ -131,7 +131,10 @@ async fn accepts_every_algorithm() {
             .sign_with_tampered_payload()
             .expect("sign");
         match validate(&fx.validator, &tampered).await {
-            Err(ValidationError::InvalidToken(InvalidToken::BadSignature)) => {}
+            Err(ValidationError::InvalidToken {
+                reason: InvalidToken::BadSignature,
+                ..
+            }) => {}
             other => panic!("{alg}: expected BadSignature, got {other:?}"),
         }
     }
@@ -564,9 +567,10 @@ async fn audience_must_name_the_resource() {
     for aud in [json!(42), json!({"aud": AUD}), json!([AUD, 42])] {
         let token = sign(fx.issuer.token().claim("aud", aud.clone()));
         match validate(&fx.validator, &token).await {
-            Err(ValidationError::InvalidToken(
-                InvalidToken::WrongAudience | InvalidToken::Malformed,
-            )) => {}
+            Err(ValidationError::InvalidToken {
+                reason: InvalidToken::WrongAudience | InvalidToken::Malformed,
+                ..
+            }) => {}
             other => panic!("aud {aud}: expected a rejection, got {other:?}"),
         }
     }
@@ -1129,4 +1133,121 @@ async fn a_remembered_header_excuses_nothing_else() {
     )
     .await;
     fx.accepts(&good).await;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Details for the operator's log: which check failed and with which values, never the token
+// ---------------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn each_refusal_names_its_check_in_a_log_only_detail() {
+    let fx = Fixture::new().await;
+    let issuer = fx.issuer.issuer().to_owned();
+    let cases: Vec<(String, InvalidToken, String)> = vec![
+        (
+            sign(fx.issuer.token().audience(OTHER)),
+            InvalidToken::WrongAudience,
+            format!(r#"aud: expected "{AUD}", found "{OTHER}""#),
+        ),
+        (
+            sign(fx.issuer.token().audiences(&[OTHER, "urn:x"])),
+            InvalidToken::WrongAudience,
+            format!(r#"aud: expected "{AUD}", found "{OTHER} urn:x""#),
+        ),
+        (
+            sign(fx.token().claim("iss", json!("https://evil.example.com"))),
+            InvalidToken::WrongIssuer,
+            format!(r#"iss: expected "{issuer}", found "https://evil.example.com""#),
+        ),
+        (
+            sign(fx.token().header_kid(Some("2019-retired"))),
+            InvalidToken::UnknownKey,
+            r#"kid "2019-retired""#.to_owned(),
+        ),
+        (
+            sign(fx.token().typ(Some("id_token+jwt"))),
+            InvalidToken::WrongType,
+            r#"typ "id_token+jwt""#.to_owned(),
+        ),
+        (
+            sign(fx.token().remove_claim("exp")),
+            InvalidToken::MissingClaim,
+            "no exp claim, or not a number".to_owned(),
+        ),
+    ];
+    for (token, reason, expected) in cases {
+        let error = validate(&fx.validator, &token).await.unwrap_err();
+        assert_eq!(error.reason(), Some(reason), "{expected}");
+        assert_eq!(error.kind(), reason.kind());
+        let detail = error.detail().to_string();
+        assert_eq!(detail, expected);
+        // The client-facing text is the fixed description; neither the detail nor the token is in it.
+        assert_eq!(
+            error.to_string(),
+            format!("invalid token: {}", reason.description())
+        );
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!detail.contains(signature) && !format!("{error:?}").contains(signature));
+    }
+
+    // Times say how far off the clock they are.
+    let expired = sign(fx.token().expires_in(-3600));
+    let detail = validate(&fx.validator, &expired)
+        .await
+        .unwrap_err()
+        .detail()
+        .to_string();
+    assert!(
+        detail.starts_with("exp ") && detail.contains(" s before now ("),
+        "{detail}"
+    );
+    let early = sign(fx.token().not_before(3600));
+    let detail = validate(&fx.validator, &early)
+        .await
+        .unwrap_err()
+        .detail()
+        .to_string();
+    assert!(
+        detail.starts_with("nbf ") && detail.contains(" s after now ("),
+        "{detail}"
+    );
+
+    // A value chosen by the caller is cut and cannot forge a log line.
+    let forged = sign(
+        fx.token()
+            .header_kid(Some("a\nlevel=INFO msg=\"admin login\"")),
+    );
+    let detail = validate(&fx.validator, &forged)
+        .await
+        .unwrap_err()
+        .detail()
+        .to_string();
+    assert!(!detail.contains('\n'), "{detail}");
+    let long = "k".repeat(200);
+    let detail = validate(&fx.validator, &sign(fx.token().header_kid(Some(&long))))
+        .await
+        .unwrap_err()
+        .detail()
+        .to_string();
+    assert!(detail.len() < 120 && detail.ends_with("...\""), "{detail}");
+}
+
+#[test]
+fn kinds_are_unique_snake_case_labels() {
+    use bearer_guard::extract::MalformedRequest;
+    use bearer_guard::Unavailable;
+    let mut kinds: Vec<&str> = InvalidToken::ALL.iter().map(|r| r.kind()).collect();
+    kinds.extend(Unavailable::ALL.iter().map(|r| r.kind()));
+    kinds.extend(MalformedRequest::ALL.iter().map(|r| r.kind()));
+    kinds.extend(["missing_credentials", "insufficient_scope", "internal"]);
+    for kind in &kinds {
+        assert!(
+            !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "{kind}"
+        );
+    }
+    let count = kinds.len();
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert_eq!(kinds.len(), count, "kinds must be unique");
 }

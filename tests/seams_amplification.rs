@@ -139,7 +139,10 @@ async fn a_flood_of_distinct_tokens_is_bounded_by_the_call_slots() {
                 assert!(retry_after > Duration::ZERO);
                 busy += 1;
             }
-            Err(ValidationError::InvalidToken(InvalidToken::Inactive)) => answered += 1,
+            Err(ValidationError::InvalidToken {
+                reason: InvalidToken::Inactive,
+                ..
+            }) => answered += 1,
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -60,7 +60,13 @@ fn rendered_rejections_are_reused_only_for_deterministic_bodies() {
     let requirement = Requirement::all_of(["mcp:read"]);
     let c = challenger(false);
     let respond = |c: &Challenger, rejection| {
-        c.respond(rejection, &requirement, None, RequestFacts::default())
+        c.respond(
+            rejection,
+            &requirement,
+            None,
+            RequestFacts::default(),
+            &Detail::NONE,
+        )
     };
     for rejection in [
         Rejection::MissingCredentials,
@@ -75,6 +81,7 @@ fn rendered_rejections_are_reused_only_for_deterministic_bodies() {
             &Requirement::all_of(["mcp:read"]),
             None,
             RequestFacts::default(),
+            &Detail::NONE,
         );
         assert_eq!(a.headers(), fresh.headers(), "{rejection:?}");
     }
@@ -118,6 +125,7 @@ fn unavailable_has_retry_after_and_no_challenge() {
         &Requirement::none(),
         None,
         RequestFacts::default(),
+        &Detail::NONE,
     );
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()[RETRY_AFTER], "7");
@@ -195,7 +203,13 @@ fn every_reason_renders_its_own_status_and_error() {
         for rejection in &rejections {
             let (status, error, body_error, grpc_code) = expected(rejection);
             for requirement in [&first, &second] {
-                let response = c.respond(*rejection, requirement, None, RequestFacts::default());
+                let response = c.respond(
+                    *rejection,
+                    requirement,
+                    None,
+                    RequestFacts::default(),
+                    &Detail::NONE,
+                );
                 let what = format!("{rejection:?} round {round}");
                 assert_eq!(response.status().as_u16(), status, "{what}");
                 let challenge = response
@@ -230,7 +244,7 @@ fn every_reason_renders_its_own_status_and_error() {
                 assert_eq!(body["error"], body_error, "{what}");
                 assert_eq!(body["error_description"], rejection.description(), "{what}");
             }
-            let response = c.respond(*rejection, &first, None, grpc.clone());
+            let response = c.respond(*rejection, &first, None, grpc.clone(), &Detail::NONE);
             assert_eq!(response.status(), 200);
             assert_eq!(
                 response.headers()["grpc-status"],

@@ -137,7 +137,7 @@ use serde_json::Value;
 
 use crate::body::FixedBody;
 use crate::challenge::{Rejection, RequestFacts};
-use crate::error::BuildError;
+use crate::error::{BuildError, Detail};
 use crate::layer::{BearerAuthLayer, Shared};
 use crate::scope::Requirement;
 use crate::token::AccessToken;
@@ -350,6 +350,7 @@ impl McpShared {
             &operation,
             Some(token.scopes()),
             RequestFacts::of(&parts.headers),
+            &Detail::NONE,
         )
     }
 
@@ -364,6 +365,7 @@ impl McpShared {
             &Requirement::none(),
             None,
             RequestFacts::of(&parts.headers),
+            &Detail::NONE,
         )
     }
 

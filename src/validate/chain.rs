@@ -130,7 +130,7 @@ mod tests {
         );
         assert_eq!(
             check("third-token-0123456789").unwrap_err(),
-            crate::ValidationError::InvalidToken(InvalidToken::NotApplicable)
+            crate::ValidationError::from(InvalidToken::NotApplicable)
         );
         assert!(!chain.is_responsible_for(
             &BearerToken::new("third-token-0123456789").unwrap(),

@@ -256,7 +256,7 @@ mod tests {
         ] {
             assert_eq!(
                 check(&v, token).unwrap_err(),
-                crate::ValidationError::InvalidToken(InvalidToken::Unknown),
+                crate::ValidationError::from(InvalidToken::Unknown),
                 "{token}"
             );
         }

@@ -78,7 +78,7 @@ pub async fn assert_accepts(validator: &impl TokenValidator, token: &str) -> Acc
 /// The token is refused as `invalid_token` for exactly this reason.
 pub async fn assert_rejects(validator: &impl TokenValidator, token: &str, expected: InvalidToken) {
     match validate(validator, token).await {
-        Err(ValidationError::InvalidToken(got)) => {
+        Err(ValidationError::InvalidToken { reason: got, .. }) => {
             assert_eq!(got, expected, "wrong rejection reason")
         }
         other => panic!("expected InvalidToken::{expected:?}, got {other:?}"),

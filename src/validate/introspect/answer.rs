@@ -12,15 +12,19 @@
 use serde_json::{Map, Value};
 
 use crate::cache::unix_now;
-use crate::error::{InvalidToken, Unavailable, ValidationError};
+use crate::error::{Detail, InvalidToken, Unavailable, ValidationError};
 use crate::fetch::Answer;
 use crate::json;
 use crate::scope::ScopeSet;
 use crate::token::AccessToken;
 use crate::validate::ValidationContext;
 
-/// A definite answer: the token, or why it is refused.
+/// A definite answer as the cache keeps it: the token, or why it is refused (the log-only detail is logged
+/// when the answer arrives and not kept).
 pub(super) type Outcome = Result<AccessToken, InvalidToken>;
+
+/// A judged answer: the token, or the refusal with its log-only [`Detail`].
+pub(super) type Judged = Result<AccessToken, ValidationError>;
 
 /// What an HTTP answer of the introspection endpoint means: the JSON to judge, a definite refusal, or a
 /// failure (`Err`, 503).
@@ -87,20 +91,30 @@ impl Rules<'_> {
         &self,
         mut response: Map<String, Value>,
         context: &ValidationContext,
-    ) -> Outcome {
+    ) -> Judged {
+        let refused = ValidationError::refused;
         if response.get("active") != Some(&Value::Bool(true)) {
             // Inactive: nothing else in the response is read.
-            return Err(InvalidToken::Inactive);
+            return Err(InvalidToken::Inactive.into());
         }
         let now = unix_now() as f64;
         let leeway = self.leeway as f64;
-        let exp = json::numeric_date(&response, "exp").map_err(|()| InvalidToken::MissingClaim)?;
-        if exp.is_some_and(|exp| now >= exp + leeway) {
-            return Err(InvalidToken::Expired);
+        let not_a_date = |claim| refused(InvalidToken::MissingClaim, Detail::note(claim));
+        let exp =
+            json::numeric_date(&response, "exp").map_err(|()| not_a_date("exp is not a number"))?;
+        if let Some(exp) = exp.filter(|exp| now >= exp + leeway) {
+            return Err(refused(
+                InvalidToken::Expired,
+                Detail::time("exp", exp, now),
+            ));
         }
-        let nbf = json::numeric_date(&response, "nbf").map_err(|()| InvalidToken::MissingClaim)?;
-        if nbf.is_some_and(|nbf| nbf > now + leeway) {
-            return Err(InvalidToken::NotYetValid);
+        let nbf =
+            json::numeric_date(&response, "nbf").map_err(|()| not_a_date("nbf is not a number"))?;
+        if let Some(nbf) = nbf.filter(|nbf| *nbf > now + leeway) {
+            return Err(refused(
+                InvalidToken::NotYetValid,
+                Detail::time("nbf", nbf, now),
+            ));
         }
         let resource = [context.resource().to_owned()];
         let accepted = if self.audiences.is_empty() {
@@ -111,27 +125,55 @@ impl Rules<'_> {
         match json::audience_matches(&response, accepted) {
             Ok(Some(true)) => {}
             Ok(None) if self.allow_missing_audience => {}
-            Ok(_) => return Err(InvalidToken::WrongAudience),
-            Err(()) => return Err(InvalidToken::Malformed),
+            Ok(_) => {
+                let found = json::audiences(&response).join(" ");
+                let found = if found.is_empty() { "(no aud)" } else { &found };
+                let detail = Detail::mismatch("aud", &accepted.join(" "), found);
+                return Err(refused(InvalidToken::WrongAudience, detail));
+            }
+            Err(()) => {
+                let note = Detail::note("aud is neither a string nor an array of strings");
+                return Err(refused(InvalidToken::Malformed, note));
+            }
         }
         match (response.get("iss"), self.issuer) {
             (None, _) | (Some(_), None) => {}
             (Some(Value::String(iss)), Some(expected)) if iss == expected => {}
-            (Some(_), Some(_)) => return Err(InvalidToken::WrongIssuer),
+            (Some(Value::String(iss)), Some(expected)) => {
+                let detail = Detail::mismatch("iss", expected, iss);
+                return Err(refused(InvalidToken::WrongIssuer, detail));
+            }
+            (Some(_), Some(_)) => {
+                let note = Detail::note("iss is not a string");
+                return Err(refused(InvalidToken::WrongIssuer, note));
+            }
         }
         match response.get("token_type") {
             None => {}
             Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
-            Some(_) => return Err(InvalidToken::WrongType),
+            Some(Value::String(t)) => {
+                return Err(refused(
+                    InvalidToken::WrongType,
+                    Detail::found("token_type", t),
+                ))
+            }
+            Some(_) => {
+                let note = Detail::note("token_type is not a string");
+                return Err(refused(InvalidToken::WrongType, note));
+            }
         }
         if response.contains_key("cnf") {
             // Bound to a key or certificate (RFC 9449 §6.2, RFC 8705 §3.2): no proof is checked here.
-            return Err(InvalidToken::SenderConstrained);
+            let note = Detail::note("the answer carries cnf (DPoP or certificate bound)");
+            return Err(refused(InvalidToken::SenderConstrained, note));
         }
         let scopes = match response.get("scope") {
             None => ScopeSet::empty(),
             Some(Value::String(s)) => ScopeSet::parse_lenient(s),
-            Some(_) => return Err(InvalidToken::Malformed),
+            Some(_) => {
+                let note = Detail::note("scope is not a string");
+                return Err(refused(InvalidToken::Malformed, note));
+            }
         };
         let mut builder = AccessToken::builder().scope_set(scopes);
         if let Some(sub) = json::string(&response, "sub") {
@@ -172,11 +214,13 @@ mod tests {
         }
     }
 
+    /// The judgement as the cache keeps it (the reason without its detail).
     fn judge(rules: &Rules<'_>, response: Value) -> Outcome {
-        rules.judge(
+        let judged = rules.judge(
             response.as_object().unwrap().clone(),
             &ValidationContext::new(RESOURCE),
-        )
+        );
+        judged.map_err(|e| e.reason().unwrap())
     }
 
     fn answer(status: u16, body: &str) -> Answer {
@@ -262,8 +306,10 @@ mod tests {
         assert_eq!(
             rules
                 .judge(answer.as_object().unwrap().clone(), &other)
-                .unwrap_err(),
-            InvalidToken::WrongAudience
+                .unwrap_err()
+                .detail()
+                .to_string(),
+            format!(r#"aud: expected "https://rs.example.com/api", found "{RESOURCE}""#),
         );
     }
 

@@ -58,7 +58,7 @@ mod answer;
 mod auth;
 mod inflight;
 
-use answer::{classify, Outcome, Rules};
+use answer::{classify, Judged, Outcome, Rules};
 pub use auth::ClientAuth;
 use auth::{form_encode, AuthKind};
 use inflight::{Inflight, Limiter};
@@ -233,26 +233,29 @@ impl Inner {
         context: &ValidationContext,
         key: [u8; 32],
     ) -> ValidationResult {
-        let outcome = match self.call(token).await? {
+        let judged: Judged = match self.call(token).await? {
             Ok(response) => self.rules().judge(response, context),
-            Err(refused) => Err(refused),
+            Err(refused) => Err(refused.into()),
         };
         if let Some(cache) = &self.cache {
             let now = unix_now_ms();
-            match &outcome {
+            match &judged {
                 Ok(access) => {
                     let exp = access
                         .expires_at()
                         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                         .map_or(u64::MAX, |d| d.as_secs());
-                    cache.insert(key, outcome.clone(), exp, now, 0);
+                    cache.insert(key, Ok(access.clone()), exp, now, 0);
                 }
-                Err(_) => {
-                    cache.insert_for(key, outcome.clone(), u64::MAX, self.negative_ttl, now, 0)
+                Err(refusal) => {
+                    if let Some(reason) = refusal.reason() {
+                        let outcome: Outcome = Err(reason);
+                        cache.insert_for(key, outcome, u64::MAX, self.negative_ttl, now, 0)
+                    }
                 }
             }
         }
-        outcome.map_err(ValidationError::from)
+        judged
     }
 
     fn cached(&self, key: &[u8; 32]) -> Option<ValidationResult> {

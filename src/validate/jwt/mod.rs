@@ -266,7 +266,7 @@ impl TokenValidator for JwtValidator {
         let bytes = token.as_bytes();
         let checked = match inner.check(bytes, context) {
             Ok(checked) => checked,
-            Err(invalid) => return Validation::ready(Err(invalid.into())),
+            Err(invalid) => return Validation::ready(Err(invalid)),
         };
         if let Some(guard) = inner.keys.usable() {
             if let Some(snapshot) = guard.as_ref() {
@@ -274,14 +274,12 @@ impl TokenValidator for JwtValidator {
                     Ok(()) => {
                         return Validation::ready(Ok(inner.accept(checked, bytes, key, epoch)))
                     }
-                    Err(Some(invalid)) => return Validation::ready(Err(invalid.into())),
+                    Err(Some(invalid)) => return Validation::ready(Err(invalid)),
                     Err(None) => {
                         // An unknown kid that may not trigger a refetch now is refused without a future.
-                        if !inner
-                            .keys
-                            .may_refetch_for(checked.kid.as_ref().map(Kid::as_str))
-                        {
-                            return Validation::ready(Err(InvalidToken::UnknownKey.into()));
+                        let kid = checked.kid.as_ref().map(Kid::as_str);
+                        if !inner.keys.may_refetch_for(kid) {
+                            return Validation::ready(Err(verify::unknown_key(kid)));
                         }
                     }
                 }

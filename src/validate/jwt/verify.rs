@@ -1,7 +1,7 @@
 //! The verification steps of a JWT access token, in order: header, key, signature, claims (RFC 9068, RFC 8725).
 
 use crate::cache::{unix_now, unix_now_ms};
-use crate::error::{InvalidToken, Unavailable, ValidationError};
+use crate::error::{Detail, InvalidToken, Unavailable, ValidationError};
 use crate::json;
 use crate::scope::ScopeSet;
 use crate::token::{AccessToken, BearerToken, Span, Text, VerifiedPayload};
@@ -23,22 +23,24 @@ impl Inner {
         &self,
         token: &[u8],
         context: &ValidationContext,
-    ) -> Result<Checked, InvalidToken> {
+    ) -> Result<Checked, ValidationError> {
+        let refused = ValidationError::refused;
         // Exactly two dots (`memchr`: many bytes at a time; serde_json already depends on it).
         let Some(first) = memchr::memchr(b'.', token) else {
-            return Err(InvalidToken::Malformed);
+            return Err(InvalidToken::Malformed.into());
         };
         let Some(second) = memchr::memchr(b'.', &token[first + 1..]).map(|i| first + 1 + i) else {
-            return Err(InvalidToken::Malformed);
+            return Err(InvalidToken::Malformed.into());
         };
         if memchr::memchr(b'.', &token[second + 1..]).is_some() {
-            return Err(InvalidToken::Malformed);
+            let note = Detail::note("more than three dot-separated parts (a JWE, or not a JWT)");
+            return Err(refused(InvalidToken::Malformed, note));
         }
         let (header_b64, payload_b64) = (&token[..first], &token[first + 1..second]);
         // (An empty signature is left to the algorithm check — `alg: none` is refused as such — and to the
         // signature check.)
         if header_b64.is_empty() || payload_b64.is_empty() {
-            return Err(InvalidToken::Malformed);
+            return Err(InvalidToken::Malformed.into());
         }
 
         let (alg, kid) = match self.header_memo.load().as_deref() {
@@ -50,30 +52,60 @@ impl Inner {
         let mut payload = Vec::with_capacity(base64::decoded_len_estimate(payload_b64.len()));
         URL_SAFE_NO_PAD
             .decode_vec(payload_b64, &mut payload)
-            .map_err(|_| InvalidToken::Malformed)?;
-        let claims = Claims::parse(&payload).ok_or(InvalidToken::Malformed)?;
+            .map_err(|_| {
+                refused(
+                    InvalidToken::Malformed,
+                    Detail::note("payload is not base64url"),
+                )
+            })?;
+        let claims = Claims::parse(&payload).ok_or_else(|| {
+            refused(
+                InvalidToken::Malformed,
+                Detail::note("payload is not a JSON object of claims"),
+            )
+        })?;
         match &claims.iss {
             Member::Str(iss) if **iss == *self.issuer => {}
-            _ => return Err(InvalidToken::WrongIssuer),
+            Member::Str(iss) => {
+                let found = Detail::mismatch("iss", &self.issuer, iss);
+                return Err(refused(InvalidToken::WrongIssuer, found));
+            }
+            _ => {
+                let note = Detail::note("no iss claim, or not a string");
+                return Err(refused(InvalidToken::WrongIssuer, note));
+            }
         }
         self.check_audience(&claims.aud, context)?;
         if claims.cnf {
             // A sender-constrained token (RFC 9449 `jkt`, RFC 8705 `x5t#S256`, or any other confirmation
             // method) proves nothing without its proof of possession, which this guard does not check.
-            return Err(InvalidToken::SenderConstrained);
+            let note = Detail::note("the token carries a cnf claim (DPoP or certificate bound)");
+            return Err(refused(InvalidToken::SenderConstrained, note));
         }
         let now = unix_now() as f64;
         let leeway = self.leeway as f64;
         let Date::At(exp) = claims.exp else {
-            return Err(InvalidToken::MissingClaim);
+            let note = Detail::note("no exp claim, or not a number");
+            return Err(refused(InvalidToken::MissingClaim, note));
         };
         if now >= exp + leeway {
-            return Err(InvalidToken::Expired);
+            return Err(refused(
+                InvalidToken::Expired,
+                Detail::time("exp", exp, now),
+            ));
         }
-        for date in [claims.nbf, claims.iat] {
+        for (claim, date) in [("nbf", claims.nbf), ("iat", claims.iat)] {
             match date {
-                Date::Invalid => return Err(InvalidToken::MissingClaim),
-                Date::At(t) if t > now + leeway => return Err(InvalidToken::NotYetValid),
+                Date::Invalid => {
+                    let note = Detail::note("nbf or iat is not a number");
+                    return Err(refused(InvalidToken::MissingClaim, note));
+                }
+                Date::At(t) if t > now + leeway => {
+                    return Err(refused(
+                        InvalidToken::NotYetValid,
+                        Detail::time(claim, t, now),
+                    ));
+                }
                 _ => {}
             }
         }
@@ -95,21 +127,30 @@ impl Inner {
     pub(super) fn check_header(
         &self,
         header_b64: &[u8],
-    ) -> Result<(Algorithm, Option<Kid>), InvalidToken> {
+    ) -> Result<(Algorithm, Option<Kid>), ValidationError> {
+        let refused = ValidationError::refused;
         let mut header_stack = [0u8; HEADER_STACK_BYTES];
         let mut header_heap = Vec::new();
+        let malformed = |note| refused(InvalidToken::Malformed, Detail::note(note));
         let header_bytes = decode_b64(header_b64, &mut header_stack, &mut header_heap)
-            .ok_or(InvalidToken::Malformed)?;
-        let header = Header::parse(header_bytes).ok_or(InvalidToken::Malformed)?;
+            .ok_or_else(|| malformed("header is not base64url"))?;
+        let header =
+            Header::parse(header_bytes).ok_or_else(|| malformed("header is not a JSON object"))?;
         let alg = match &header.alg {
             Member::Str(name) => Algorithm::from_name(name)
                 .filter(|alg| self.algorithms.contains(*alg))
-                .ok_or(InvalidToken::DisallowedAlgorithm)?,
-            _ => return Err(InvalidToken::Malformed),
+                .ok_or_else(|| {
+                    refused(
+                        InvalidToken::DisallowedAlgorithm,
+                        Detail::found("alg", name),
+                    )
+                })?,
+            _ => return Err(malformed("no alg header, or not a string")),
         };
         if header.crit {
             // No JWS extension is understood here, so any `crit` makes the token invalid (RFC 7515 §4.1.11).
-            return Err(InvalidToken::UnsupportedCritical);
+            let note = Detail::note("the header has a crit member");
+            return Err(refused(InvalidToken::UnsupportedCritical, note));
         }
         match &header.typ {
             Member::Str(typ) => {
@@ -117,16 +158,23 @@ impl Inner {
                 let access_token = is("at+jwt") || is("application/at+jwt");
                 let plain_jwt = is("jwt") || is("application/jwt");
                 if !(access_token || (plain_jwt && self.typ == TypPolicy::AlsoJwt)) {
-                    return Err(InvalidToken::WrongType);
+                    return Err(refused(InvalidToken::WrongType, Detail::found("typ", typ)));
                 }
             }
             Member::Absent if self.typ == TypPolicy::AlsoJwt => {}
-            _ => return Err(InvalidToken::WrongType),
+            Member::Absent => {
+                let note = Detail::note("no typ header (RFC 9068 requires at+jwt)");
+                return Err(refused(InvalidToken::WrongType, note));
+            }
+            _ => {
+                let note = Detail::note("typ header is not a string");
+                return Err(refused(InvalidToken::WrongType, note));
+            }
         }
         let kid = match &header.kid {
             Member::Absent => None,
-            Member::Str(kid) => Some(Kid::new(kid).ok_or(InvalidToken::Malformed)?),
-            Member::Other => return Err(InvalidToken::Malformed),
+            Member::Str(kid) => Some(Kid::new(kid).ok_or_else(|| malformed("kid is too long"))?),
+            Member::Other => return Err(malformed("kid header is not a string")),
         };
         Ok((alg, kid))
     }
@@ -135,7 +183,7 @@ impl Inner {
         &self,
         aud: &Audience<'_>,
         context: &ValidationContext,
-    ) -> Result<(), InvalidToken> {
+    ) -> Result<(), ValidationError> {
         let names_us = |aud: &str| {
             if self.audiences.is_empty() {
                 aud == context.resource()
@@ -147,9 +195,30 @@ impl Inner {
             Audience::Absent => false,
             Audience::One(aud) => names_us(aud),
             Audience::Many(auds) => auds.iter().any(|aud| names_us(aud)),
-            Audience::Invalid => return Err(InvalidToken::Malformed),
+            Audience::Invalid => {
+                let note = Detail::note("aud is neither a string nor an array of strings");
+                return Err(ValidationError::refused(InvalidToken::Malformed, note));
+            }
         };
-        ok.then_some(()).ok_or(InvalidToken::WrongAudience)
+        if ok {
+            return Ok(());
+        }
+        // The refusal path only: name what was expected and what the token carried.
+        let expected = if self.audiences.is_empty() {
+            context.resource().to_owned()
+        } else {
+            self.audiences.join(" ")
+        };
+        let found = match aud {
+            Audience::One(aud) => aud.to_string(),
+            Audience::Many(auds) => auds.join(" "),
+            _ => "(no aud claim)".to_owned(),
+        };
+        let detail = Detail::mismatch("aud", &expected, &found);
+        Err(ValidationError::refused(
+            InvalidToken::WrongAudience,
+            detail,
+        ))
     }
 
     /// The access token a token with these claims stands for (used only once the signature is verified).
@@ -207,13 +276,23 @@ impl Inner {
         checked: &Checked,
         token: &[u8],
         snapshot: &Snapshot,
-    ) -> Result<(), Option<InvalidToken>> {
+    ) -> Result<(), Option<ValidationError>> {
         let kid = checked.kid.as_ref().map(Kid::as_str);
+        let refused = |reason, note| Some(ValidationError::refused(reason, Detail::note(note)));
         let key = match snapshot.keys.select(kid, checked.alg) {
             Ok(key) => key,
             Err(KeyMiss::NotFound) => return Err(None),
-            Err(KeyMiss::WrongAlgorithm) => return Err(Some(InvalidToken::DisallowedAlgorithm)),
-            Err(KeyMiss::Ambiguous) => return Err(Some(InvalidToken::UnknownKey)),
+            Err(KeyMiss::WrongAlgorithm) => {
+                let detail = Detail::found("alg", checked.alg.name());
+                return Err(Some(ValidationError::refused(
+                    InvalidToken::DisallowedAlgorithm,
+                    detail,
+                )));
+            }
+            Err(KeyMiss::Ambiguous) => {
+                let note = "no kid, and more than one key fits the algorithm";
+                return Err(refused(InvalidToken::UnknownKey, note));
+            }
         };
         if key.key.verify(
             checked.alg,
@@ -222,7 +301,10 @@ impl Inner {
         ) {
             Ok(())
         } else {
-            Err(Some(InvalidToken::BadSignature))
+            Err(Some(ValidationError::refused(
+                InvalidToken::BadSignature,
+                kid.map_or_else(|| Detail::note("no kid"), |kid| Detail::found("kid", kid)),
+            )))
         }
     }
 
@@ -280,7 +362,7 @@ impl Inner {
         &self,
         checked: &Checked,
         token: &[u8],
-    ) -> Result<Result<(), InvalidToken>, Trigger> {
+    ) -> Result<Result<(), ValidationError>, Trigger> {
         let guard = self.keys.usable().ok_or(Trigger::NoKeys)?;
         let snapshot = guard.as_ref().ok_or(Trigger::NoKeys)?;
         match self.verify(checked, token, snapshot) {
@@ -302,17 +384,17 @@ impl Inner {
         let generation = self.keys.generation();
         let trigger = match self.try_verify(&checked, token.as_bytes()) {
             Ok(Ok(())) => return Ok(self.accept(checked, token.as_bytes(), key, epoch)),
-            Ok(Err(invalid)) => return Err(invalid.into()),
+            Ok(Err(invalid)) => return Err(invalid),
             Err(trigger) => trigger,
         };
         let kid = checked.kid.as_ref().map(Kid::as_str);
         if trigger == Trigger::UnknownKid && !self.keys.may_refetch_for(kid) {
-            return Err(InvalidToken::UnknownKey.into());
+            return Err(unknown_key(kid));
         }
         match self.keys.refresh(generation, trigger).await {
             Ok(()) => {}
             Err(RefreshError::RateLimited) if trigger == Trigger::UnknownKid => {
-                return Err(InvalidToken::UnknownKey.into());
+                return Err(unknown_key(kid));
             }
             Err(RefreshError::RateLimited) => {
                 return Err(ValidationError::unavailable(Unavailable::KeySet))
@@ -322,15 +404,25 @@ impl Inner {
         let epoch = self.keys.removal_epoch();
         match self.try_verify(&checked, token.as_bytes()) {
             Ok(Ok(())) => Ok(self.accept(checked, token.as_bytes(), key, epoch)),
-            Ok(Err(invalid)) => Err(invalid.into()),
+            Ok(Err(invalid)) => Err(invalid),
             Err(Trigger::UnknownKid) => {
                 // Fetched and still no such key: remember the kid so tokens naming it are refused at once.
-                if let Some(kid) = &checked.kid {
-                    self.keys.remember_missing(kid.as_str());
+                let kid = checked.kid.as_ref().map(Kid::as_str);
+                if let Some(kid) = kid {
+                    self.keys.remember_missing(kid);
                 }
-                Err(InvalidToken::UnknownKey.into())
+                Err(unknown_key(kid))
             }
             Err(_) => Err(ValidationError::unavailable(Unavailable::KeySet)),
         }
     }
+}
+
+/// `unknown_key`, naming the `kid` the key set lacks (or saying there was none).
+pub(super) fn unknown_key(kid: Option<&str>) -> ValidationError {
+    let detail = kid.map_or_else(
+        || Detail::note("no kid, and no key fits the algorithm"),
+        |kid| Detail::found("kid", kid),
+    );
+    ValidationError::refused(InvalidToken::UnknownKey, detail)
 }
