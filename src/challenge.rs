@@ -1,6 +1,57 @@
 //! Rejections and the responses that carry them: `WWW-Authenticate` challenges (RFC 6750 §3, RFC 9728
 //! §5.1), JSON bodies, and gRPC statuses. Every rejection the guard sends is rendered here.
 //!
+//! ```
+//! use bearer_guard::{BearerAuthLayer, ProblemJsonBody, StaticToken, StaticValidator};
+//! use bytes::Bytes;
+//! use http::{header, Request, Response, StatusCode};
+//! use http_body_util::{BodyExt, Full};
+//! use std::convert::Infallible;
+//! use tower::{service_fn, Layer, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let validator = StaticValidator::builder()
+//!     .token("reader-token-0123456789", StaticToken::new("alice").scopes(["notes:read"]))
+//!     .build()?;
+//! let guard = BearerAuthLayer::builder()
+//!     .resource("https://api.example.com/notes")
+//!     .authorization_server("https://auth.example.com")
+//!     .validator(validator)
+//!     .error_body(ProblemJsonBody) // RFC 9457 bodies instead of {"error": …}
+//!     .build()?;
+//! let app = guard.layer(service_fn(|_request: Request<Full<Bytes>>| async {
+//!     Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+//! }));
+//!
+//! // An HTTP client with an unknown token: 401, a challenge, a problem+json body, nothing cached.
+//! let request = Request::get("https://api.example.com/notes")
+//!     .header(header::AUTHORIZATION, "Bearer revoked-token-0123456789")
+//!     .body(Full::new(Bytes::new()))?;
+//! let response = app.clone().oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(
+//!     response.headers()[header::WWW_AUTHENTICATE],
+//!     "Bearer resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource/notes\", \
+//!      error=\"invalid_token\", error_description=\"The access token is not recognized\"",
+//! );
+//! assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+//! assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+//! let body = response.into_body().collect().await?.to_bytes();
+//! assert!(body.starts_with(br#"{"detail":"The access token is not recognized","error":"invalid_token""#));
+//!
+//! // A gRPC client without a token: HTTP 200 with grpc-status 16 (UNAUTHENTICATED) and the same challenge.
+//! let request = Request::post("https://api.example.com/notes")
+//!     .header(header::CONTENT_TYPE, "application/grpc")
+//!     .body(Full::new(Bytes::new()))?;
+//! let response = app.oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(response.headers()["grpc-status"], "16");
+//! assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! The challenge is correct by construction:
 //! - the `Bearer` challenge is the only (so the first) challenge, and always carries `resource_metadata`;
 //! - each parameter can be set at most once (they are fields, not a list);

@@ -1,5 +1,71 @@
 //! [`BearerAuthLayer`], its builder, and the [`BearerAuth`] service.
 //!
+//! ```
+//! use bearer_guard::{BearerAuthLayer, Requirement, StaticToken, StaticValidator};
+//! use bytes::Bytes;
+//! use http::{header, Request, Response, StatusCode};
+//! use http_body_util::{BodyExt, Full};
+//! use std::convert::Infallible;
+//! use tower::{service_fn, Layer, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let validator = StaticValidator::builder()
+//!     .token("reader-token-0123456789", StaticToken::new("alice").scopes(["mcp:read"]))
+//!     .token("writer-token-0123456789", StaticToken::new("bob").scopes(["mcp:write"]))
+//!     .build()?;
+//! let guard = BearerAuthLayer::builder()
+//!     .resource("https://mcp.example.com/mcp")
+//!     .authorization_server("https://auth.example.com")
+//!     .validator(validator)
+//!     .require(Requirement::all_of(["mcp:write"]))
+//!     .build()?;
+//! let app = guard.layer(service_fn(|_request: Request<Full<Bytes>>| async {
+//!     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+//! }));
+//! let post = |authorization: Option<&str>| {
+//!     let mut request = Request::post("https://mcp.example.com/mcp");
+//!     if let Some(value) = authorization {
+//!         request = request.header(header::AUTHORIZATION, value);
+//!     }
+//!     request.body(Full::new(Bytes::new())).unwrap()
+//! };
+//! let metadata = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+//!
+//! // No token: 401, and the challenge says where the metadata is and which scope to ask for.
+//! let response = app.clone().oneshot(post(None)).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(
+//!     response.headers()[header::WWW_AUTHENTICATE],
+//!     format!(r#"Bearer resource_metadata="{metadata}", scope="mcp:write""#),
+//! );
+//!
+//! // A token the validator does not know: 401 invalid_token.
+//! let response = app.clone().oneshot(post(Some("Bearer unknown-token-0123456789"))).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str()?;
+//! assert!(challenge.contains(r#"error="invalid_token""#));
+//!
+//! // A valid token without the scope: 403 insufficient_scope, naming the scope (step-up).
+//! let response = app.clone().oneshot(post(Some("Bearer reader-token-0123456789"))).await?;
+//! assert_eq!(response.status(), StatusCode::FORBIDDEN);
+//! let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str()?;
+//! assert!(challenge.contains(r#"error="insufficient_scope""#) && challenge.contains(r#"scope="mcp:write""#));
+//!
+//! // The right token: the inner service answers.
+//! let response = app.clone().oneshot(post(Some("Bearer writer-token-0123456789"))).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(response.into_body().collect().await?.to_bytes(), "hello");
+//!
+//! // The metadata document needs no token (RFC 9728).
+//! let response = app.oneshot(Request::get(metadata).body(Full::new(Bytes::new()))?).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! let body = response.into_body().collect().await?.to_bytes();
+//! assert!(body.starts_with(br#"{"resource":"https://mcp.example.com/mcp","authorization_servers":["#));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! One request, one pass:
 //! 0. the path-inserted metadata URL (and the root alias, if enabled) is answered without a token;
 //! 1. the bearer token is taken from the `Authorization` header (or a 400/401 is sent);

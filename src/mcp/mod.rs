@@ -13,11 +13,14 @@
 //! then refuses a token short of its own scopes before the body is read, naming only those.)
 //!
 //! ```
-//! use axum::{body::Bytes, routing::post, Router};
+//! use axum::{body::{Body, Bytes}, routing::post, Router};
 //! use bearer_guard::mcp::McpScopes;
 //! use bearer_guard::{BearerAuthLayer, Requirement, ScopeHierarchy, StaticToken, StaticValidator};
+//! use http::{header, Request, StatusCode};
+//! use tower::ServiceExt;
 //!
-//! # fn main() -> Result<(), bearer_guard::BuildError> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let validator = StaticValidator::builder()
 //!     .token("reader-token-0123456789", StaticToken::new("alice").scopes(["mcp:read"]))
 //!     .build()?;
@@ -47,7 +50,23 @@
 //! let app: Router = Router::new()
 //!     .route("/mcp", post(mcp_endpoint).get(|| async { "stream" }))
 //!     .layer(guard_with_tools);
-//! # let _ = app;
+//!
+//! let call = |json: &'static str| {
+//!     Request::post("https://mcp.example.com/mcp")
+//!         .header(header::AUTHORIZATION, "Bearer reader-token-0123456789")
+//!         .header(header::CONTENT_TYPE, "application/json")
+//!         .body(Body::from(json))
+//! };
+//! // alice may list the tools...
+//! let list = call(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)?;
+//! assert_eq!(app.clone().oneshot(list).await?.status(), StatusCode::OK);
+//! // ...but calling write_note needs mcp:write: 403, and the challenge names every scope the call needs.
+//! let write = call(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"write_note"}}"#)?;
+//! let response = app.oneshot(write).await?;
+//! assert_eq!(response.status(), StatusCode::FORBIDDEN);
+//! let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str()?;
+//! assert!(challenge.contains(r#"error="insufficient_scope""#), "{challenge}");
+//! assert!(challenge.contains(r#"scope="mcp:read mcp:write""#), "{challenge}");
 //! # Ok(())
 //! # }
 //! ```

@@ -28,6 +28,36 @@
 //!     .build()?;
 //! # let _ = guard; Ok(()) }
 //! ```
+//!
+//! The same validator end to end against the test kit's development issuer (offline, real keys): a token
+//! for this resource is accepted, one for another resource is refused, and the refusal says why in its
+//! log-only [`detail`](crate::ValidationError::detail):
+//!
+//! ```
+//! use bearer_guard::testkit::DevIssuer;
+//! use bearer_guard::{BearerToken, JwtValidator, TokenValidator, ValidationContext};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let issuer = DevIssuer::builder().start().await?; // serves discovery and JWKS on 127.0.0.1
+//! let validator = JwtValidator::builder(issuer.issuer()).build()?;
+//! validator.ready().await?;
+//! let here = ValidationContext::new("https://mcp.example.com/mcp");
+//!
+//! let token = issuer.token().audience("https://mcp.example.com/mcp").sign()?;
+//! let access = validator.validate(&BearerToken::new(&token).unwrap(), &here).await?;
+//! assert_eq!(access.subject(), Some("test-user"));
+//!
+//! let foreign = issuer.token().audience("https://other.example.com/mcp").sign()?;
+//! let error = validator.validate(&BearerToken::new(&foreign).unwrap(), &here).await.unwrap_err();
+//! assert_eq!(error.kind(), "wrong_audience");
+//! assert_eq!(
+//!     error.detail().to_string(),
+//!     r#"aud: expected "https://mcp.example.com/mcp", found "https://other.example.com/mcp""#,
+//! );
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
