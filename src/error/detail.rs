@@ -1,31 +1,32 @@
-//! What an operator's log needs to act on a refused token: which check failed, and with which values.
-//!
-//! ```
-//! use bearer_guard::{Detail, InvalidToken, ValidationError};
-//!
-//! let error = ValidationError::refused(
-//!     InvalidToken::WrongAudience,
-//!     Detail::mismatch("aud", "https://mcp.example.com/mcp", "https://other.example.com"),
-//! );
-//! assert_eq!(error.kind(), "wrong_audience");
-//! assert_eq!(
-//!     error.detail().to_string(),
-//!     r#"aud: expected "https://mcp.example.com/mcp", found "https://other.example.com""#,
-//! );
-//! // The client sees only the fixed description, never the detail.
-//! assert_eq!(error.to_string(), "invalid token: The access token was not issued for this resource");
-//! ```
-//!
-//! A detail holds claim and header values an operator needs (audience, issuer, `kid`, `alg`, `typ`, times)
-//! and never a token, a signature or a secret. The values come from a token that was refused, so they may
-//! be unverified and chosen by the caller: each is cut to [`Detail::MAX_VALUE_CHARS`] characters, and
-//! anything outside printable ASCII is replaced by `?` so that a value cannot forge log lines. A detail
-//! costs one allocation when a token is refused and nothing when one is accepted.
+//! [`Detail`]: what an operator's log needs to act on a refused token.
 
 use std::fmt;
 
-/// Log-only facts about a refusal; see the [module documentation](self). `Display` renders them for a log
-/// line (`none` when there are none); they never reach the client.
+/// What an operator's log needs to act on a refused token: which check failed, and with which values.
+///
+/// ```
+/// use bearer_guard::{Detail, InvalidToken, ValidationError};
+///
+/// let error = ValidationError::refused(
+///     InvalidToken::WrongAudience,
+///     Detail::mismatch("aud", "https://mcp.example.com/mcp", "https://other.example.com"),
+/// );
+/// assert_eq!(error.kind(), "wrong_audience");
+/// assert_eq!(
+///     error.detail().to_string(),
+///     r#"aud: expected "https://mcp.example.com/mcp", found "https://other.example.com""#,
+/// );
+/// // The client sees only the fixed description, never the detail.
+/// assert_eq!(error.to_string(), "invalid token: The access token was not issued for this resource");
+/// ```
+///
+/// A detail holds claim and header values an operator needs (audience, issuer, `kid`, `alg`, `typ`, times)
+/// and never a token, a signature or a secret. The values come from a token that was refused, so they may
+/// be unverified and chosen by the caller: each is cut to [`Detail::MAX_VALUE_CHARS`] characters, and
+/// anything outside printable ASCII is replaced by `?` so that a value cannot forge log lines. A detail
+/// costs one allocation when a token is refused and nothing when one is accepted.
+///
+/// `Display` renders the facts for a log line (`none` when there are none); they never reach the client.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Detail(Option<Box<Facts>>);
 
