@@ -27,11 +27,12 @@ use axum::body::Bytes;
 use axum::routing::post;
 use axum::Router;
 use bearer_guard::mcp::McpScopes;
+use bearer_guard::testkit::probe::Reply;
 use bearer_guard::{
     AccessToken, BearerAuthLayer, BuildError, Requirement, ScopeHierarchy, StaticToken,
     StaticValidator,
 };
-use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
@@ -209,40 +210,16 @@ async fn serve_with(scopes: McpScopes, include_granted: bool, placement: Placeme
     Server { addr, calls }
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn challenge(&self) -> &str {
-        self.headers
-            .get(header::WWW_AUTHENTICATE)
-            .expect("WWW-Authenticate")
-            .to_str()
-            .expect("ASCII challenge")
-    }
-
-    fn text(&self) -> &str {
-        std::str::from_utf8(&self.body).expect("UTF-8 body")
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("JSON body")
-    }
-
-    /// Asserts a JSON-RPC error body with `code` and `id`, served as `application/json`.
-    fn assert_json_rpc_error(&self, status: StatusCode, code: i64, id: Value) {
-        assert_eq!(self.status, status, "{}", self.text());
-        assert_eq!(self.headers[header::CONTENT_TYPE], "application/json");
-        let body = self.json();
-        assert_eq!(body["jsonrpc"], "2.0");
-        assert_eq!(body["id"], id);
-        assert_eq!(body["error"]["code"], code, "{body}");
-        assert!(body["error"]["message"].is_string());
-        assert!(self.headers.get(header::WWW_AUTHENTICATE).is_none());
-    }
+/// Asserts a JSON-RPC error body with `code` and `id`, served as `application/json`, without a challenge.
+fn assert_json_rpc_error(reply: &Reply, status: StatusCode, code: i64, id: Value) {
+    assert_eq!(reply.status, status, "{}", reply.text());
+    assert_eq!(reply.headers[header::CONTENT_TYPE], "application/json");
+    let body = reply.json();
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert_eq!(body["id"], id);
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].is_string());
+    assert!(reply.headers.get(header::WWW_AUTHENTICATE).is_none());
 }
 
 async fn send(request: Request<BoxBody<Bytes, Infallible>>) -> Reply {
@@ -251,17 +228,7 @@ async fn send(request: Request<BoxBody<Bytes, Infallible>>) -> Reply {
         .await
         .expect("response in time")
         .expect("response");
-    let (parts, body) = response.into_parts();
-    let body = timeout(WAIT, body.collect())
-        .await
-        .expect("body in time")
-        .expect("body")
-        .to_bytes();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    Reply::collect(response).await.expect("body")
 }
 
 fn tools_call(id: Value, name: &str) -> String {
@@ -383,7 +350,7 @@ async fn resources_read_maps_by_exact_uri() {
             r#"{"jsonrpc":"2.0","id":9,"method":"resources/read","params":{"name":"notes://secret"}}"#,
         )
         .await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32600, json!(9));
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32600, json!(9));
     assert_eq!(server.calls(), 4);
 }
 
@@ -407,7 +374,7 @@ async fn prompts_get_maps_by_name() {
             r#"{"jsonrpc":"2.0","id":"p","method":"prompts/get","params":{}}"#,
         )
         .await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32600, json!("p"));
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32600, json!("p"));
     assert_eq!(server.calls(), 2);
 }
 
@@ -495,18 +462,18 @@ async fn batch_challenge_names_every_missing_scope_once() {
 async fn empty_or_invalid_batch_is_refused() {
     let server = serve(scopes(), false).await;
     let reply = server.post(WRITER, "[]").await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32600, Value::Null);
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32600, Value::Null);
     // One bad member spoils the batch, and no id is echoed for a batch.
     let batch = format!(
         r#"[{},{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{}}}}]"#,
         tools_call(json!(1), "echo")
     );
     let reply = server.post(WRITER, &batch).await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32600, Value::Null);
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32600, Value::Null);
     let reply = server
         .post(WRITER, &format!("[{}, 7]", tools_call(json!(1), "echo")))
         .await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32600, Value::Null);
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32600, Value::Null);
     assert_eq!(server.calls(), 0);
 }
 
@@ -524,7 +491,7 @@ async fn unparseable_body_is_refused_not_passed_through() {
         r#"{"jsonrpc":"2.0","method":"tools/list"} {"method":"tools/call"}"#,
     ] {
         let reply = server.post(WRITER, body).await;
-        reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32700, Value::Null);
+        assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32700, Value::Null);
         assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
     }
     // Not UTF-8.
@@ -532,9 +499,8 @@ async fn unparseable_body_is_refused_not_passed_through() {
         .header(header::AUTHORIZATION, format!("Bearer {WRITER}"))
         .body(Full::new(Bytes::from_static(b"{\"method\":\"\xff\"}")).boxed())
         .expect("request");
-    send(request)
-        .await
-        .assert_json_rpc_error(StatusCode::BAD_REQUEST, -32700, Value::Null);
+    let reply = send(request).await;
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32700, Value::Null);
     assert_eq!(server.calls(), 0);
 }
 
@@ -591,7 +557,7 @@ async fn ill_formed_messages_are_refused() {
     for (body, id) in cases {
         let reply = server.post(WRITER, body).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
-        reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32600, id);
+        assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32600, id);
     }
     assert_eq!(server.calls(), 0);
 }
@@ -611,7 +577,7 @@ async fn mcp_method_header_must_match_the_body() {
             &tools_call(json!("req-7"), "write_note"),
         )
         .await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32020, json!("req-7"));
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32020, json!("req-7"));
     // Case matters for values; a repeated header is a mismatch.
     let reply = server
         .post_with(
@@ -620,7 +586,7 @@ async fn mcp_method_header_must_match_the_body() {
             &tools_call(json!(8), "echo"),
         )
         .await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32020, json!(8));
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32020, json!(8));
     let reply = server
         .post_with(
             WRITER,
@@ -628,7 +594,7 @@ async fn mcp_method_header_must_match_the_body() {
             &tools_call(json!(9), "echo"),
         )
         .await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32020, json!(9));
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32020, json!(9));
     // A header naming a method over a response.
     let reply = server
         .post_with(
@@ -637,7 +603,7 @@ async fn mcp_method_header_must_match_the_body() {
             r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
         )
         .await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32020, json!(1));
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32020, json!(1));
     assert_eq!(server.calls(), 0);
 }
 
@@ -651,7 +617,7 @@ async fn mcp_name_header_must_match_the_body() {
             &tools_call(json!(11), "write_note"),
         )
         .await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32020, json!(11));
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32020, json!(11));
     // Mcp-Name for resources/read is the URI.
     let reply = server
         .post_with(
@@ -660,7 +626,7 @@ async fn mcp_name_header_must_match_the_body() {
             r#"{"jsonrpc":"2.0","id":12,"method":"resources/read","params":{"uri":"notes://secret"}}"#,
         )
         .await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32020, json!(12));
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32020, json!(12));
     // A name for a method that has none.
     let reply = server
         .post_with(
@@ -669,7 +635,7 @@ async fn mcp_name_header_must_match_the_body() {
             r#"{"jsonrpc":"2.0","id":13,"method":"tools/list"}"#,
         )
         .await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32020, json!(13));
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32020, json!(13));
     // A Base64 value that does not decode to the name.
     let reply = server
         .post_with(
@@ -678,7 +644,7 @@ async fn mcp_name_header_must_match_the_body() {
             &tools_call(json!(14), "write_note"),
         )
         .await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32020, json!(14));
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32020, json!(14));
     assert_eq!(server.calls(), 0);
 }
 
@@ -753,7 +719,7 @@ async fn body_over_the_limit_is_refused() {
     let server = serve(scopes(), false).await;
     // Announced by Content-Length.
     let reply = server.post(WRITER, &padded_call(2048)).await;
-    reply.assert_json_rpc_error(StatusCode::PAYLOAD_TOO_LARGE, -32600, Value::Null);
+    assert_json_rpc_error(&reply, StatusCode::PAYLOAD_TOO_LARGE, -32600, Value::Null);
 
     // Chunked, no length announced: counted while reading.
     let chunks: Vec<Result<Frame<Bytes>, Infallible>> = (0..8)
@@ -763,9 +729,8 @@ async fn body_over_the_limit_is_refused() {
         .header(header::AUTHORIZATION, format!("Bearer {WRITER}"))
         .body(StreamBody::new(futures_util::stream::iter(chunks)).boxed())
         .expect("request");
-    send(request)
-        .await
-        .assert_json_rpc_error(StatusCode::PAYLOAD_TOO_LARGE, -32600, Value::Null);
+    let reply = send(request).await;
+    assert_json_rpc_error(&reply, StatusCode::PAYLOAD_TOO_LARGE, -32600, Value::Null);
     assert_eq!(server.calls(), 0);
 
     // Exactly at the limit: fine.
@@ -1064,7 +1029,7 @@ async fn method_router_layer_limits_the_layer_to_the_endpoint() {
         calls: Arc::new(AtomicUsize::new(0)),
     };
     let reply = server.post(READER, "not json").await;
-    reply.assert_json_rpc_error(StatusCode::BAD_REQUEST, -32700, Value::Null);
+    assert_json_rpc_error(&reply, StatusCode::BAD_REQUEST, -32700, Value::Null);
     let request = Request::post(format!("http://{addr}/upload"))
         .header(header::AUTHORIZATION, format!("Bearer {READER}"))
         .body(Full::new(Bytes::from_static(b"not json")).boxed())

@@ -12,7 +12,6 @@
 #![cfg(feature = "axum")]
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -20,18 +19,13 @@ use axum::routing::{get, post};
 use axum::Router;
 use bearer_guard::body::ResponseBody;
 use bearer_guard::scope::{Requirement, RoutePolicy};
+use bearer_guard::testkit::probe::{self, Reply};
 use bearer_guard::{AccessToken, BearerAuthLayer, StaticToken, StaticValidator};
-use http::{header, HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{header, Method, Request, StatusCode};
+use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
-use tokio::time::timeout;
 use tower::ServiceBuilder;
-
-/// Every wait in this file is bounded by this.
-const WAIT: Duration = Duration::from_secs(5);
 
 /// `mcp:read mcp:admin`.
 const ADMIN_TOKEN: &str = "alice-admin-token-0123456789";
@@ -96,34 +90,13 @@ async fn serve_router(make: impl FnOnce(SocketAddr) -> Router) -> SocketAddr {
     addr
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
 async fn send(method: Method, url: String, authorization: Option<&str>) -> Reply {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut request = Request::builder().method(method).uri(url);
     if let Some(value) = authorization {
         request = request.header(header::AUTHORIZATION, value);
     }
     let request = request.body(Full::new(Bytes::new())).expect("request");
-    let response = timeout(WAIT, client.request(request))
-        .await
-        .expect("response in time")
-        .expect("response");
-    let (parts, body) = response.into_parts();
-    let body = timeout(WAIT, body.collect())
-        .await
-        .expect("body in time")
-        .expect("body")
-        .to_bytes();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: String::from_utf8(body.to_vec()).expect("utf-8 body"),
-    }
+    probe::send(request).await.expect("HTTP exchange")
 }
 
 fn bearer(token: &str) -> String {
@@ -135,19 +108,14 @@ fn metadata_url(addr: SocketAddr) -> String {
 }
 
 fn challenge(reply: &Reply) -> &str {
-    reply
-        .headers
-        .get(header::WWW_AUTHENTICATE)
-        .expect("WWW-Authenticate")
-        .to_str()
-        .expect("ASCII challenge")
+    reply.challenge()
 }
 
 /// The assertions every guarded router must pass, whatever way the guard was applied.
 async fn assert_guarded(addr: SocketAddr) {
     // No token: 401 and exactly the RFC 9728 challenge (the /mcp requirement has no scope).
     let reply = send(Method::POST, format!("http://{addr}/mcp"), None).await;
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text());
     assert_eq!(
         challenge(&reply),
         format!(r#"Bearer resource_metadata="{}""#, metadata_url(addr))
@@ -161,7 +129,7 @@ async fn assert_guarded(addr: SocketAddr) {
         Some(&bearer(READER_TOKEN)),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.body, "hello bob");
 
     // Option<AccessToken> under the guard is Some.
@@ -195,7 +163,7 @@ async fn assert_guarded(addr: SocketAddr) {
         Some(&bearer(READER_TOKEN)),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
     assert_eq!(
         challenge(&reply),
         format!(
@@ -203,7 +171,7 @@ async fn assert_guarded(addr: SocketAddr) {
             metadata_url(addr)
         )
     );
-    let body: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON error body");
+    let body: serde_json::Value = serde_json::from_str(reply.text()).expect("JSON error body");
     assert_eq!(body["error"], "insufficient_scope");
 
     // ... and with the scope: 200.
@@ -218,9 +186,9 @@ async fn assert_guarded(addr: SocketAddr) {
 
     // The well-known path is not a route, yet the guard answers it without a token.
     let reply = send(Method::GET, metadata_url(addr), None).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.headers[header::CONTENT_TYPE], "application/json");
-    let doc: serde_json::Value = serde_json::from_str(&reply.body).expect("metadata JSON");
+    let doc: serde_json::Value = serde_json::from_str(reply.text()).expect("metadata JSON");
     assert_eq!(doc["resource"], format!("http://{addr}/mcp"));
     assert_eq!(doc["authorization_servers"], serde_json::json!([ISSUER]));
     assert_eq!(doc["scopes_supported"], serde_json::json!(["mcp:read"]));
@@ -259,7 +227,7 @@ async fn router_layer_covers_unmatched_paths() {
     let addr = serve_router(|addr| routes().layer(guard(addr))).await;
     let reply = send(Method::GET, metadata_url(addr), None).await;
     assert_eq!(reply.status, StatusCode::OK);
-    let doc: serde_json::Value = serde_json::from_str(&reply.body).expect("metadata JSON");
+    let doc: serde_json::Value = serde_json::from_str(reply.text()).expect("metadata JSON");
     assert_eq!(doc["resource"], format!("http://{addr}/mcp"));
     // HEAD and the CORS preflight are answered by the guard too.
     let head = send(Method::HEAD, metadata_url(addr), None).await;
@@ -290,7 +258,7 @@ async fn whole_router_as_a_service() {
     )
     .await;
     assert_eq!(
-        (reply.status, reply.body.as_str()),
+        (reply.status, reply.text()),
         (StatusCode::NOT_FOUND, "custom 404")
     );
 }
@@ -313,14 +281,11 @@ async fn what_is_added_after_layer_is_not_guarded() {
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(reply.headers.get(header::WWW_AUTHENTICATE).is_none());
     let reply = send(Method::GET, format!("http://{addr}/late-maybe"), None).await;
-    assert_eq!(
-        (reply.status, reply.body.as_str()),
-        (StatusCode::OK, "anonymous")
-    );
+    assert_eq!((reply.status, reply.text()), (StatusCode::OK, "anonymous"));
 
     let reply = send(Method::GET, metadata_url(addr), None).await;
     assert_eq!(
-        (reply.status, reply.body.as_str()),
+        (reply.status, reply.text()),
         (StatusCode::NOT_FOUND, "late fallback"),
         "a fallback set after .layer() hides the metadata document"
     );
@@ -358,8 +323,8 @@ async fn route_layer_with_mounted_metadata() {
     let reply = send(Method::POST, format!("http://{addr}/mcp"), None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     let reply = send(Method::GET, metadata_url(addr), None).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let doc: serde_json::Value = serde_json::from_str(&reply.body).expect("metadata JSON");
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let doc: serde_json::Value = serde_json::from_str(reply.text()).expect("metadata JSON");
     assert_eq!(doc["resource"], format!("http://{addr}/mcp"));
 }
 
@@ -381,10 +346,7 @@ async fn extractor_without_layer_is_500() {
         r#"{"error":"server_error","error_description":"Internal error"}"#
     );
     let reply = send(Method::GET, format!("http://{addr}/maybe"), None).await;
-    assert_eq!(
-        (reply.status, reply.body.as_str()),
-        (StatusCode::OK, "anonymous")
-    );
+    assert_eq!((reply.status, reply.text()), (StatusCode::OK, "anonymous"));
 }
 
 /// The guard's responses work with axum's `IntoResponse` (a handler can return them) — compile check

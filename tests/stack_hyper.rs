@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bearer_guard::scope::{Requirement, RoutePolicy};
+use bearer_guard::testkit::probe::Reply;
 use bearer_guard::{
     AccessToken, BearerAuthLayer, BearerToken, StaticToken, StaticValidator, TokenValidator,
     Validation, ValidationContext,
 };
-use http::{header, HeaderMap, Method, Request, Response, StatusCode, Version};
+use http::{header, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::client::legacy::Client;
@@ -114,13 +115,6 @@ async fn serve(make_guard: impl FnOnce(SocketAddr) -> BearerAuthLayer) -> Socket
     addr
 }
 
-struct Reply {
-    version: Version,
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
 #[derive(Clone, Copy, PartialEq)]
 enum Proto {
     Http1,
@@ -141,18 +135,7 @@ async fn send_with(
         .await
         .expect("response in time")
         .expect("response");
-    let (parts, body) = response.into_parts();
-    let body = timeout(WAIT, body.collect())
-        .await
-        .expect("body in time")
-        .expect("body")
-        .to_bytes();
-    Reply {
-        version: parts.version,
-        status: parts.status,
-        headers: parts.headers,
-        body: String::from_utf8(body.to_vec()).expect("utf-8"),
-    }
+    Reply::collect(response).await.expect("body")
 }
 
 async fn send(
@@ -207,7 +190,7 @@ async fn core_flows(proto: Proto) {
     );
     assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
     assert_eq!(reply.headers[header::CONTENT_TYPE], "application/json");
-    let body: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+    let body: serde_json::Value = serde_json::from_str(reply.text()).expect("JSON");
     assert_eq!(body["error"], "unauthorized");
 
     // A valid token: the app runs, sees the subject and the body, not the token.
@@ -220,7 +203,7 @@ async fn core_flows(proto: Proto) {
         "hello",
     )
     .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.body, "subject=bob authorization=stripped body=hello");
 
     // Writes need notes:write: 403 for bob, 200 for alice.
@@ -251,7 +234,7 @@ async fn core_flows(proto: Proto) {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.headers[header::CONTENT_TYPE], "application/json");
     assert_eq!(reply.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-    let doc: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+    let doc: serde_json::Value = serde_json::from_str(reply.text()).expect("JSON");
     assert_eq!(
         doc,
         serde_json::json!({

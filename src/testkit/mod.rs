@@ -161,6 +161,7 @@ mod form;
 mod introspect;
 mod keys;
 mod oauth;
+pub mod probe;
 mod server;
 mod token;
 

@@ -24,8 +24,12 @@ pub enum TestkitError {
     NoRsaKey,
     /// An invalid builder setting.
     InvalidConfig(&'static str),
-    /// A header or claims set could not be serialized.
+    /// A header or claims set could not be serialized, or a reply body is not JSON.
     Json(serde_json::Error),
+    /// An HTTP exchange of the test kit's clients failed (connection, protocol, body).
+    Http(String),
+    /// An HTTP exchange of the test kit's clients took longer than [`probe::WAIT`](super::probe::WAIT).
+    Timeout,
 }
 
 impl fmt::Display for TestkitError {
@@ -40,7 +44,9 @@ impl fmt::Display for TestkitError {
             Self::NoKey => f.write_str("the development issuer has no signing key"),
             Self::NoRsaKey => f.write_str("no RSA key available for this operation"),
             Self::InvalidConfig(what) => write!(f, "invalid development issuer setting: {what}"),
-            Self::Json(err) => write!(f, "JSON serialization failed: {err}"),
+            Self::Json(err) => write!(f, "JSON (de)serialization failed: {err}"),
+            Self::Http(what) => f.write_str(what),
+            Self::Timeout => write!(f, "no complete answer within {:?}", super::probe::WAIT),
         }
     }
 }
