@@ -29,6 +29,7 @@ use bearer_guard::{
     ValidationError,
 };
 use common::validators::{assert_accepts, assert_rejects, bearer, context, sign, validate};
+use common::Reply;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -149,71 +150,35 @@ async fn serve_guarded(authorization_server: &str, validator: impl TokenValidato
     Guarded { addr, task }
 }
 
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().expect("header is text"))
-    }
-
-    fn says_invalid_token(&self) -> bool {
-        self.header("www-authenticate")
-            .is_some_and(|c| c.contains("error=\"invalid_token\""))
-    }
-}
-
 async fn get_with_token(server: &Guarded, token: &str) -> Reply {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(WAIT)
-        .build()
-        .expect("client");
-    let exchange = async {
-        let response = client
-            .get(format!("http://{}/mcp", server.addr))
-            .header("authorization", format!("Bearer {token}"))
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.expect("body");
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    };
-    timeout(WAIT, exchange)
-        .await
-        .expect("HTTP exchange in time")
+    common::get_with_token(server.addr, token).await
+}
+
+fn says_invalid_token(reply: &Reply) -> bool {
+    reply
+        .header("www-authenticate")
+        .is_some_and(|c| c.contains("error=\"invalid_token\""))
 }
 
 fn assert_200(reply: &Reply, subject: &str, context: &str) {
-    assert_eq!(reply.status, 200, "{context}: {}", reply.body);
+    assert_eq!(reply.status, 200, "{context}: {}", reply.text());
     assert_eq!(reply.body, format!("sub={subject}"), "{context}");
 }
 
 fn assert_401_invalid_token(reply: &Reply, context: &str) {
-    assert_eq!(reply.status, 401, "{context}: {}", reply.body);
+    assert_eq!(reply.status, 401, "{context}: {}", reply.text());
     assert!(
-        reply.says_invalid_token(),
+        says_invalid_token(reply),
         "{context}: {:?}",
         reply.header("www-authenticate")
     );
 }
 
 fn assert_503(reply: &Reply, context: &str) {
-    assert_eq!(reply.status, 503, "{context}: {}", reply.body);
+    assert_eq!(reply.status, 503, "{context}: {}", reply.text());
     assert!(reply.header("retry-after").is_some(), "{context}");
-    assert!(!reply.says_invalid_token(), "{context}");
-    assert!(!reply.body.contains("invalid_token"), "{context}");
+    assert!(!says_invalid_token(reply), "{context}");
+    assert!(!reply.text().contains("invalid_token"), "{context}");
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ use bearer_guard::{
 use common::validators::{
     assert_accepts, assert_rejects, bearer, start, validate, validate_within,
 };
+use common::Reply;
 use futures_util::{stream, StreamExt};
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -173,53 +174,13 @@ async fn serve_guarded(authorization_server: &str, validator: IntrospectionValid
     Guarded { addr, task }
 }
 
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    /// Does the body, a header name or a header value contain `needle`?
-    fn contains(&self, needle: &str) -> bool {
-        self.body.contains(needle)
-            || self.headers.iter().any(|(name, value)| {
-                name.as_str().contains(needle)
-                    || String::from_utf8_lossy(value.as_bytes()).contains(needle)
-            })
-    }
-}
-
 async fn get_with_token(server: &Guarded, token: &str) -> Reply {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(WAIT)
-        .build()
-        .expect("client");
-    let exchange = async {
-        let response = client
-            .get(format!("http://{}/mcp", server.addr))
-            .header("authorization", format!("Bearer {token}"))
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.expect("body");
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    };
-    timeout(WAIT, exchange)
-        .await
-        .expect("HTTP exchange in time")
+    common::get_with_token(server.addr, token).await
 }
 
 /// A 503 of an authorization-server failure: `Retry-After`, no `invalid_token`, none of `leaks`.
 fn assert_503(reply: &Reply, leaks: &[&str], context: &str) {
-    assert_eq!(reply.status, 503, "{context}: {}", reply.body);
+    assert_eq!(reply.status, 503, "{context}: {}", reply.text());
     let retry_after = reply
         .headers
         .get("retry-after")
@@ -497,7 +458,7 @@ async fn the_default_audience_is_the_layers_resource() {
         .audience(&resource)
         .issue();
     let reply = get_with_token(&server, &ours).await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.body, "sub=bound");
     // The same validator, asked directly for AUD's layer, still expects AUD there: the audience belongs
     // to the layer asking, not to the validator.
@@ -844,7 +805,7 @@ async fn failures_through_the_layer_are_503_with_retry_after() {
 
     let good = issue();
     let reply = get_with_token(&server, &good).await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
 
     for behavior in [
         Behavior::Status(500),
@@ -1310,7 +1271,7 @@ async fn wrong_client_secret_through_the_layer_is_503() {
         "wrong secret",
     );
     let reply = get_with_token(&right_server, &token).await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
 }
 
 // ---------------------------------------------------------------------------------------------------------

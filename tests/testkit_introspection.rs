@@ -14,23 +14,14 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use bearer_guard::testkit::probe::{self, Reply};
 use bearer_guard::testkit::{Behavior, DevIssuer, Endpoint, KeyAlg, TestkitError};
+use bytes::Bytes;
+use http_body_util::Full;
 use serde_json::{json, Value};
 
 const AUD: &str = "https://mcp.example.com/mcp";
 const FORM: &str = "application/x-www-form-urlencoded";
-
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("body is JSON")
-    }
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -40,20 +31,9 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
-/// `application/x-www-form-urlencoded` serialization (WHATWG): `*-._` and alphanumerics stay, space is `+`,
-/// every other byte of the UTF-8 encoding is `%XX`.
+/// `application/x-www-form-urlencoded` serialization (WHATWG), by the `form_urlencoded` crate.
 fn form_encode(value: &str) -> String {
-    let mut out = String::new();
-    for byte in value.bytes() {
-        match byte {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(char::from(byte))
-            }
-            b' ' => out.push('+'),
-            other => out.push_str(&format!("%{other:02X}")),
-        }
-    }
-    out
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 /// `client_secret_basic` as RFC 6749 §2.3.1 wants it: form-urlencode id and secret, then base64.
@@ -72,22 +52,15 @@ async fn post(
     authorization: Option<&str>,
     body: String,
 ) -> Reply {
-    let mut request = client().post(url).body(body);
+    let mut request = http::Request::post(url);
     if let Some(content_type) = content_type {
         request = request.header("content-type", content_type);
     }
     if let Some(authorization) = authorization {
         request = request.header("authorization", authorization);
     }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.bytes().await.expect("body").to_vec();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    let request = request.body(Full::new(Bytes::from(body))).expect("request");
+    probe::send(request).await.expect("HTTP exchange")
 }
 
 /// Introspects `token` as the default client (`client_secret_basic`).
@@ -105,12 +78,7 @@ async fn introspect(issuer: &DevIssuer, token: &str) -> Reply {
 /// The JSON answer for `token`, asserting a 200.
 async fn answer(issuer: &DevIssuer, token: &str) -> Value {
     let reply = introspect(issuer, token).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
     reply.json()
 }
 
@@ -200,8 +168,8 @@ async fn inactive_tokens_answer_only_active_false() -> Result<(), TestkitError> 
     let inactive = json!({"active": false});
     assert_eq!(answer(&issuer, "never-issued").await, inactive);
     assert_eq!(
-        introspect(&issuer, "never-issued").await.body,
-        br#"{"active":false}"#
+        introspect(&issuer, "never-issued").await.text(),
+        r#"{"active":false}"#
     );
 
     let expired = issuer.opaque_token().audience(AUD).expires_in(-5).issue();

@@ -22,43 +22,21 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use bearer_guard::testkit::probe::{self, Reply};
 use bearer_guard::testkit::{Behavior, DevIssuer, Endpoint, KeyAlg, TestkitError};
+use bytes::Bytes;
+use http_body_util::Full;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
 const AUD: &str = "https://mcp.example.com/mcp";
 
-struct Fetched {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Fetched {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("body is JSON")
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("client")
-}
-
-async fn get(url: &str) -> Fetched {
-    let response = client().get(url).send().await.expect("request");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.bytes().await.expect("body").to_vec();
-    Fetched {
-        status,
-        headers,
-        body,
-    }
+async fn get(url: &str) -> Reply {
+    let request = http::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    probe::send(request).await.expect("HTTP exchange")
 }
 
 /// With both jsonwebtoken backends enabled (`--all-features`) one must be installed explicitly.
@@ -588,7 +566,10 @@ async fn attack_tokens_have_the_documented_shape() -> Result<(), TestkitError> {
 
 async fn refused(url: &str) -> bool {
     for _ in 0..50 {
-        if client().get(url).send().await.is_err() {
+        let request = http::Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        if probe::send(request).await.is_err() {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

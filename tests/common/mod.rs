@@ -274,6 +274,15 @@ pub async fn send_h2(request: Request<Full<Bytes>>) -> Reply {
     probe::send_h2(request).await.expect("HTTP/2 exchange")
 }
 
+/// `GET http://<addr>/mcp` with `Authorization: Bearer <token>`.
+pub async fn get_with_token(addr: SocketAddr, token: &str) -> Reply {
+    let request = Request::get(format!("http://{addr}/mcp"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    send(request).await
+}
+
 /// Writes `request` on a raw socket and reads the response to EOF; panics if that fails.
 pub async fn raw_request(addr: SocketAddr, request: &str) -> RawReply {
     probe::raw_request(addr, request)
