@@ -10,7 +10,7 @@ mod common;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use bearer_guard::testkit::probe::{self, Reply};
+use bearer_guard::testkit::probe::{self, Reply, Served};
 use bearer_guard::testkit::{Behavior, DevIssuer, Endpoint};
 use bearer_guard::{
     AccessToken, BearerAuthLayer, BuildError, JwtValidator, MultiIssuer, TokenValidator,
@@ -20,9 +20,6 @@ use common::validators::sign;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::time::{sleep, timeout};
@@ -53,7 +50,7 @@ async fn app(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
 
 /// A guarded server on a fresh loopback port. The validator gets nothing about the resource: the layer
 /// hands it to every validation. Returns the resource URL (`http://ADDR/mcp`).
-async fn serve(authorization_server: &str, validator: impl TokenValidator) -> String {
+async fn serve(authorization_server: &str, validator: impl TokenValidator) -> (String, Served) {
     serve_with(authorization_server, |_| validator).await
 }
 
@@ -61,7 +58,7 @@ async fn serve(authorization_server: &str, validator: impl TokenValidator) -> St
 async fn serve_with<V: TokenValidator>(
     authorization_server: &str,
     make_validator: impl FnOnce(&str) -> V,
-) -> String {
+) -> (String, Served) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local_addr");
     let resource = format!("http://{addr}/mcp");
@@ -73,25 +70,10 @@ async fn serve_with<V: TokenValidator>(
         .validator(validator)
         .build()
         .expect("layer builds");
-    let service = TowerToHyperService::new(
-        ServiceBuilder::new()
-            .layer(layer)
-            .service(tower::service_fn(app)),
-    );
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _peer)) = listener.accept().await else {
-                continue;
-            };
-            let service = service.clone();
-            tokio::spawn(async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    resource
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(tower::service_fn(app));
+    (resource, probe::serve(listener, service).expect("serve"))
 }
 
 async fn get(url: &str, token: Option<&str>) -> Reply {
@@ -137,7 +119,7 @@ async fn audience_defaults_to_the_layer_resource() {
         .build()
         .expect("validator");
     let handle = validator.clone();
-    let resource = serve(issuer.issuer(), validator).await;
+    let (resource, _served) = serve(issuer.issuer(), validator).await;
     assert!(
         handle.audiences().is_empty(),
         "no configured audience: each layer's resource is the one accepted there"
@@ -220,7 +202,7 @@ async fn explicit_audiences_must_include_the_layer_resource() {
     );
 
     // With the resource among them, each configured audience is accepted at that layer.
-    let resource = serve_with(issuer.issuer(), |resource| {
+    let (resource, _served) = serve_with(issuer.issuer(), |resource| {
         JwtValidator::builder(issuer.issuer())
             .audience(CONFIGURED)
             .audience(resource)
@@ -248,7 +230,7 @@ async fn jwks_down_before_any_key_is_a_503_not_an_invalid_token() {
         .fetch_timeout(Duration::from_millis(500))
         .build()
         .expect("validator");
-    let resource = serve(issuer.issuer(), validator).await;
+    let (resource, _served) = serve(issuer.issuer(), validator).await;
     let token = sign(issuer.token().audience(&resource));
 
     for _ in 0..2 {
@@ -292,7 +274,7 @@ async fn multi_issuer_behind_the_layer_binds_the_resource_to_each_issuer() {
     let validator_a = JwtValidator::builder(a.issuer()).build().unwrap();
     let validator_b = JwtValidator::builder(b.issuer()).build().unwrap();
     let multi = MultiIssuer::new().issuer(validator_a).issuer(validator_b);
-    let resource = serve_with(a.issuer(), |_| multi).await;
+    let (resource, _served) = serve_with(a.issuer(), |_| multi).await;
 
     for issuer in [&a, &b] {
         let reply = get(&resource, Some(&sign(issuer.token().audience(&resource)))).await;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bearer_guard::scope::{Requirement, RoutePolicy};
-use bearer_guard::testkit::probe::Reply;
+use bearer_guard::testkit::probe::{self, Reply, Served};
 use bearer_guard::{
     AccessToken, BearerAuthLayer, BearerToken, StaticToken, StaticValidator, TokenValidator,
     Validation, ValidationContext,
@@ -16,9 +16,7 @@ use http::{header, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
+use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio::time::timeout;
 use tower::ServiceBuilder;
@@ -92,27 +90,13 @@ async fn app(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
 }
 
 /// Serves the guarded `app` on a fresh loopback port; `auto::Builder` speaks HTTP/1.1 and HTTP/2.
-async fn serve(make_guard: impl FnOnce(SocketAddr) -> BearerAuthLayer) -> SocketAddr {
+async fn serve(make_guard: impl FnOnce(SocketAddr) -> BearerAuthLayer) -> Served {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local_addr");
     let service = ServiceBuilder::new()
         .layer(make_guard(addr))
         .service(tower::service_fn(app));
-    let service = TowerToHyperService::new(service);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _peer)) = listener.accept().await else {
-                continue;
-            };
-            let service = service.clone();
-            tokio::spawn(async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+    probe::serve(listener, service).expect("serve")
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -174,7 +158,8 @@ fn challenge(reply: &Reply) -> &str {
 
 /// The core flows, for one protocol.
 async fn core_flows(proto: Proto) {
-    let addr = serve(|addr| guard(addr, static_validator(), true)).await;
+    let served = serve(|addr| guard(addr, static_validator(), true)).await;
+    let addr = served.addr;
     let expected_version = match proto {
         Proto::Http1 => Version::HTTP_11,
         Proto::Http2 => Version::HTTP_2,
@@ -262,7 +247,8 @@ async fn http2_prior_knowledge_flows() {
 /// Details of the HTTP exchange that only a real server and client show.
 #[tokio::test]
 async fn wire_details() {
-    let addr = serve(|addr| guard(addr, static_validator(), true)).await;
+    let served = serve(|addr| guard(addr, static_validator(), true)).await;
+    let addr = served.addr;
     let url = format!("http://{addr}/notes");
 
     // HEAD of the metadata: 200, the document's length announced, no body.
@@ -350,7 +336,8 @@ async fn wire_details() {
 
 #[tokio::test]
 async fn authorization_header_kept_when_configured() {
-    let addr = serve(|addr| guard(addr, static_validator(), false)).await;
+    let served = serve(|addr| guard(addr, static_validator(), false)).await;
+    let addr = served.addr;
     let auth = bearer(READER_TOKEN);
     let reply = send(
         Proto::Http1,
@@ -382,7 +369,8 @@ async fn concurrent_requests_with_a_pending_validator() {
         }
     }
 
-    let addr = serve(|addr| guard(addr, Slow(static_validator()), true)).await;
+    let served = serve(|addr| guard(addr, Slow(static_validator()), true)).await;
+    let addr = served.addr;
     let client = client(Proto::Http2);
     let mut tasks = Vec::new();
     for i in 0..40 {

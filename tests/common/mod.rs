@@ -31,12 +31,8 @@ use http::header::AUTHORIZATION;
 use http::{Method, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tower::Layer;
 
 /// Every network wait is bounded by this.
@@ -99,19 +95,13 @@ pub fn base_builder(resource: &str) -> BearerAuthLayerBuilder {
 // The server
 // ---------------------------------------------------------------------------------------------
 
-/// A running guarded server. The accept loop is aborted on drop.
+/// A running guarded server. The accept loop ends on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
     /// How many requests reached the inner (echo) service.
     pub calls: Arc<AtomicUsize>,
     pub layer: BearerAuthLayer,
-    task: JoinHandle<()>,
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _served: probe::Served,
 }
 
 /// Binds `127.0.0.1:0`.
@@ -137,27 +127,13 @@ pub async fn start(
 
 /// Serves `layer` around the echo service on `listener`.
 pub fn serve(listener: TcpListener, layer: BearerAuthLayer) -> TestServer {
-    let addr = listener.local_addr().expect("local_addr");
     let calls = Arc::new(AtomicUsize::new(0));
-    let service = layer.layer(echo_service(calls.clone()));
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let service = TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let served = probe::serve(listener, layer.layer(echo_service(calls.clone()))).expect("serve");
     TestServer {
-        addr,
+        addr: served.addr,
         calls,
         layer,
-        task,
+        _served: served,
     }
 }
 

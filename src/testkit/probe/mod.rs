@@ -306,3 +306,65 @@ pub async fn raw_request(addr: SocketAddr, request: &str) -> Result<RawReply, Te
         body: body.to_owned(),
     })
 }
+
+/// A service served on `127.0.0.1` by [`serve`]; the accept loop (and every connection) ends when it is
+/// dropped.
+#[derive(Debug)]
+pub struct Served {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `service` (e.g. a guarded tower stack) over HTTP/1.1 and HTTP/2 (hyper-util's `auto`) on
+/// `listener`, each connection on its own task, until the returned [`Served`] is dropped.
+///
+/// # Errors
+///
+/// [`TestkitError::Io`] if the listener has no local address.
+pub fn serve<S, B>(listener: tokio::net::TcpListener, service: S) -> Result<Served, TestkitError>
+where
+    S: tower_service::Service<Request<hyper::body::Incoming>, Response = Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let addr = listener.local_addr().map_err(TestkitError::Io)?;
+    let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let Ok((stream, _peer)) = listener.accept().await else {
+                // Out of descriptors, say: wait a little instead of spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(service.clone());
+            connections.spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+            // Finished connections are reaped as new ones arrive (the set stays bounded by the live ones).
+            while connections.try_join_next().is_some() {}
+        }
+    });
+    Ok(Served { addr, task })
+}
