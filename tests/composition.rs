@@ -16,23 +16,18 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::routing::get;
-use axum::Router;
+use bearer_guard::testkit::probe::Served;
 use bearer_guard::testkit::{Behavior, DevIssuer, Endpoint, KeyAlg};
 use bearer_guard::validate::IntrospectionValidatorBuilder;
 use bearer_guard::{
-    AccessToken, BearerAuthLayer, ClientAuth, FirstMatch, IntrospectionValidator, InvalidToken,
-    JwtValidator, MultiIssuer, StaticToken, StaticValidator, TokenValidator, Unavailable,
-    ValidationError,
+    ClientAuth, FirstMatch, IntrospectionValidator, InvalidToken, JwtValidator, MultiIssuer,
+    StaticToken, StaticValidator, TokenValidator, Unavailable, ValidationError,
 };
 use common::validators::{assert_accepts, assert_rejects, bearer, context, sign, validate};
 use common::Reply;
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 
 /// Bound of every network wait and validation.
@@ -107,50 +102,12 @@ async fn start_of_a_second() {
 
 // ----- a guarded HTTP server (axum) and a client -----
 
-/// A guarded server; the accept loop is aborted on drop.
-struct Guarded {
-    addr: SocketAddr,
-    task: JoinHandle<()>,
+/// The guarded `whoami` server of `tests/common` around `validator`.
+async fn serve_guarded(authorization_server: &str, validator: impl TokenValidator) -> Served {
+    common::serve_whoami(authorization_server, validator).await
 }
 
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Guarded {
-    fn resource(&self) -> String {
-        format!("http://{}/mcp", self.addr)
-    }
-}
-
-async fn whoami(request: axum::extract::Request) -> String {
-    let subject = request
-        .extensions()
-        .get::<AccessToken>()
-        .and_then(|t| t.subject().map(str::to_owned));
-    format!("sub={}", subject.as_deref().unwrap_or("none"))
-}
-
-/// Serves `GET /mcp` guarded by `BearerAuthLayer` (resource `http://ADDR/mcp`) around `validator`.
-async fn serve_guarded(authorization_server: &str, validator: impl TokenValidator) -> Guarded {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local_addr");
-    let layer = BearerAuthLayer::builder()
-        .resource(format!("http://{addr}/mcp"))
-        .authorization_server(authorization_server)
-        .validator(validator)
-        .build()
-        .expect("guard");
-    let app = Router::new().route("/mcp", get(whoami)).layer(layer);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Guarded { addr, task }
-}
-
-async fn get_with_token(server: &Guarded, token: &str) -> Reply {
+async fn get_with_token(server: &Served, token: &str) -> Reply {
     common::get_with_token(server.addr, token).await
 }
 
@@ -484,7 +441,7 @@ async fn nobody_responsible_is_invalid_token() {
     .await;
     let reply = get_with_token(&server, &token).await;
     assert_401_invalid_token(&reply, "opaque token, no introspection");
-    let good = sign(dev.token().audience(&server.resource()));
+    let good = sign(dev.token().audience(&server.url("/mcp")));
     assert_200(&get_with_token(&server, &good).await, "test-user", "JWT");
     assert_eq!(dev.requests(Endpoint::Introspection), 0);
 }
@@ -508,7 +465,7 @@ async fn end_to_end_through_the_layer() {
         FirstMatch::new().then(jwts).then(introspect.clone()),
     )
     .await;
-    let resource = server.resource();
+    let resource = server.url("/mcp");
 
     let jwt_token = sign(dev.token().subject("jwt-user").audience(&resource));
     let opaque_token = dev

@@ -24,15 +24,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use bearer_guard::testkit::probe::Served;
 use bearer_guard::testkit::{Behavior, DevIssuer, Endpoint, KeyAlg};
 use bearer_guard::validate::IntrospectionValidatorBuilder;
 use bearer_guard::{
-    AccessToken, BearerAuthLayer, ClientAuth, IntrospectionValidator, InvalidToken, TokenValidator,
-    Unavailable, ValidationError,
+    AccessToken, ClientAuth, IntrospectionValidator, InvalidToken, TokenValidator, Unavailable,
+    ValidationError,
 };
 use common::validators::{
     assert_accepts, assert_rejects, bearer, start, validate, validate_within,
@@ -130,51 +131,12 @@ async fn closed_port() -> SocketAddr {
 
 // ----- a guarded HTTP server (axum) and a client -----
 
-/// A guarded server; the accept loop is aborted on drop.
-struct Guarded {
-    addr: SocketAddr,
-    task: JoinHandle<()>,
+/// The guarded `whoami` server of `tests/common` around `validator`.
+async fn serve_guarded(authorization_server: &str, validator: IntrospectionValidator) -> Served {
+    common::serve_whoami(authorization_server, validator).await
 }
 
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Guarded {
-    fn resource(&self) -> String {
-        format!("http://{}/mcp", self.addr)
-    }
-}
-
-async fn whoami(request: axum::extract::Request) -> String {
-    let subject = request
-        .extensions()
-        .get::<AccessToken>()
-        .and_then(|t| t.subject().map(str::to_owned));
-    format!("sub={}", subject.as_deref().unwrap_or("none"))
-}
-
-/// Serves `GET /mcp` guarded by `BearerAuthLayer` (resource `http://ADDR/mcp`) around `validator`; the
-/// validator has no `.audience(...)`, so it expects the layer's resource.
-async fn serve_guarded(authorization_server: &str, validator: IntrospectionValidator) -> Guarded {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local_addr");
-    let layer = BearerAuthLayer::builder()
-        .resource(format!("http://{addr}/mcp"))
-        .authorization_server(authorization_server)
-        .validator(validator)
-        .build()
-        .expect("guard");
-    let app = Router::new().route("/mcp", get(whoami)).layer(layer);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Guarded { addr, task }
-}
-
-async fn get_with_token(server: &Guarded, token: &str) -> Reply {
+async fn get_with_token(server: &Served, token: &str) -> Reply {
     common::get_with_token(server.addr, token).await
 }
 
@@ -450,7 +412,7 @@ async fn the_default_audience_is_the_layers_resource() {
     assert_accepts(&validator, &early).await;
 
     let server = serve_guarded(dev.issuer(), validator.clone()).await;
-    let resource = server.resource();
+    let resource = server.url("/mcp");
 
     let ours = dev
         .opaque_token()
@@ -800,7 +762,7 @@ async fn failures_through_the_layer_are_503_with_retry_after() {
             .max_response_bytes(1024),
     );
     let server = serve_guarded(dev.issuer(), validator.clone()).await;
-    let resource = server.resource();
+    let resource = server.url("/mcp");
     let issue = || dev.opaque_token().audience(&resource).issue();
 
     let good = issue();
@@ -845,7 +807,7 @@ async fn failures_through_the_layer_are_503_with_retry_after() {
     let wrong_server = serve_guarded(dev.issuer(), wrong).await;
     let token = dev
         .opaque_token()
-        .audience(&wrong_server.resource())
+        .audience(&wrong_server.url("/mcp"))
         .issue();
     let reply = get_with_token(&wrong_server, &token).await;
     assert_503(
@@ -1262,7 +1224,7 @@ async fn wrong_client_secret_through_the_layer_is_503() {
     let right_server = serve_guarded(dev.issuer(), right).await;
     let token = dev
         .opaque_token()
-        .audiences(&[&wrong_server.resource(), &right_server.resource()])
+        .audiences(&[&wrong_server.url("/mcp"), &right_server.url("/mcp")])
         .issue();
     let reply = get_with_token(&wrong_server, &token).await;
     assert_503(

@@ -137,6 +137,30 @@ pub fn serve(listener: TcpListener, layer: BearerAuthLayer) -> TestServer {
     }
 }
 
+/// Serves `/mcp` answering `sub=<subject>` (or `sub=none`), guarded by a layer for the resource
+/// `http://ADDR/mcp` around `validator`, advertising `authorization_server`.
+pub async fn serve_whoami(
+    authorization_server: &str,
+    validator: impl bearer_guard::TokenValidator,
+) -> probe::Served {
+    let (listener, addr) = bind().await;
+    let layer = BearerAuthLayer::builder()
+        .resource(format!("http://{addr}/mcp"))
+        .authorization_server(authorization_server)
+        .validator(validator)
+        .build()
+        .expect("guard");
+    let whoami = tower::service_fn(|request: Request<Incoming>| async move {
+        let subject = request
+            .extensions()
+            .get::<AccessToken>()
+            .and_then(|t| t.subject().map(str::to_owned));
+        let body = format!("sub={}", subject.as_deref().unwrap_or("none"));
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+    });
+    probe::serve(listener, layer.layer(whoami)).expect("serve")
+}
+
 /// Hex SHA-256, to let the echo service report the `Authorization` header without echoing it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
