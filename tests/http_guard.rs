@@ -1289,18 +1289,17 @@ fn tracked_request(token: &str) -> Request<String> {
         .expect("request")
 }
 
+/// The body of an in-process response as text (the test kit's reply).
 async fn text_of<B>(response: Response<B>) -> String
 where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Display,
 {
-    let bytes = response
-        .into_body()
-        .collect()
+    Reply::collect(response)
         .await
         .expect("body")
-        .to_bytes();
-    String::from_utf8(bytes.to_vec()).expect("UTF-8")
+        .text()
+        .to_owned()
 }
 
 #[tokio::test]
