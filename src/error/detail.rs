@@ -97,6 +97,10 @@ impl Detail {
 
 /// The value as a log may show it: at most [`Detail::MAX_VALUE_CHARS`] characters, printable ASCII only.
 fn loggable(value: &str) -> Box<str> {
+    // The usual value (a URL, a kid) is short printable ASCII: copied as is.
+    if value.len() <= Detail::MAX_VALUE_CHARS && value.bytes().all(|b| (0x20..0x7F).contains(&b)) {
+        return value.into();
+    }
     let mut out = String::with_capacity(value.len().min(Detail::MAX_VALUE_CHARS + 3));
     for (i, c) in value.chars().enumerate() {
         if i == Detail::MAX_VALUE_CHARS {

@@ -203,18 +203,27 @@ impl Inner {
         if ok {
             return Ok(());
         }
-        // The refusal path only: name what was expected and what the token carried.
-        let expected = if self.audiences.is_empty() {
-            context.resource().to_owned()
-        } else {
-            self.audiences.join(" ")
+        // The refusal path only: name what was expected and what the token carried (joined lists are
+        // built only when there are several; a single value is not copied before the detail cuts it).
+        let joined_expected;
+        let expected = match &self.audiences[..] {
+            [] => context.resource(),
+            [one] => one.as_str(),
+            many => {
+                joined_expected = many.join(" ");
+                &joined_expected
+            }
         };
+        let joined_found;
         let found = match aud {
-            Audience::One(aud) => aud.to_string(),
-            Audience::Many(auds) => auds.join(" "),
-            _ => "(no aud claim)".to_owned(),
+            Audience::One(aud) => &**aud,
+            Audience::Many(auds) => {
+                joined_found = auds.join(" ");
+                &joined_found
+            }
+            _ => "(no aud claim)",
         };
-        let detail = Detail::mismatch("aud", &expected, &found);
+        let detail = Detail::mismatch("aud", expected, found);
         Err(ValidationError::refused(
             InvalidToken::WrongAudience,
             detail,
