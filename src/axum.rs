@@ -16,7 +16,7 @@
 //! // .layer(bearer_guard_layer) puts the token there; without the layer `whoami` answers 500.
 //! ```
 //!
-//! Wiring notes (each covered by `tests/stack_axum.rs`):
+//! Wiring notes (each covered by `tests/stacks/on_axum.rs`):
 //! - `Router::layer(guard)` guards every route *and* the fallback, so the guard also answers the
 //!   well-known metadata path, which is no route of yours. Add routes and any `.fallback(...)` **before**
 //!   `.layer(guard)`: whatever is added after it is not guarded (and a later fallback hides the metadata).

@@ -4,11 +4,10 @@
 //! are refused as bearer tokens, and configurations the guard cannot honour are build errors.
 #![cfg(all(feature = "testkit", feature = "axum"))]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::common::validators::{sign, start_es256_with_introspection};
 use axum::routing::get;
 use axum::Router;
 use bearer_guard::testkit::DevIssuer;
@@ -17,7 +16,6 @@ use bearer_guard::{
     JwtValidator, MultiIssuer, ProtectedResourceMetadata, StaticToken, StaticValidator,
     TokenValidator,
 };
-use common::validators::{sign, start_es256_with_introspection};
 use serde_json::json;
 use tokio::net::TcpListener;
 

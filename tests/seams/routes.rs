@@ -7,17 +7,15 @@
 //! empty list is a build error, not an open door.
 #![cfg(feature = "axum")]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::common::{raw_request, static_validator, ALICE, ISSUER, NOTES_READER};
 use axum::routing::get;
 use axum::Router;
 use bearer_guard::scope::{Requirement, RoutePolicy};
 use bearer_guard::{BearerAuthLayer, BuildError};
-use common::{raw_request, static_validator, ALICE, ISSUER, NOTES_READER};
 use http::Method;
 use tokio::net::TcpListener;
 
@@ -208,8 +206,8 @@ async fn a_requirement_from_an_empty_list_is_a_build_error() {
         .policy(|_: &http::request::Parts| Requirement::any_of(Vec::<String>::new()))
         .build()
         .expect("closures are not inspected");
-    let (listener, addr) = common::bind().await;
-    let server = common::serve(listener, open_door);
+    let (listener, addr) = crate::common::bind().await;
+    let server = crate::common::serve(listener, open_door);
     let reply = server.call_with_token(Method::GET, "/mcp", ALICE).await;
     assert_eq!(reply.status, 403);
     assert_eq!(server.calls(), 0);

@@ -4,11 +4,10 @@
 //! an expired one, an opaque token, an MCP call) with a status, within a bound, and never panics.
 #![cfg(all(feature = "testkit", feature = "mcp"))]
 
-mod common;
-
 use std::convert::Infallible;
 use std::time::Duration;
 
+use crate::common::validators::{sign, start};
 use bearer_guard::mcp::McpScopes;
 use bearer_guard::testkit::DevIssuer;
 use bearer_guard::validate::{IntrospectionValidatorBuilder, JwtValidatorBuilder};
@@ -17,7 +16,6 @@ use bearer_guard::{
     JwtValidator, Requirement,
 };
 use bytes::Bytes;
-use common::validators::{sign, start};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tokio::time::timeout;

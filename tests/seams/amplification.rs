@@ -4,19 +4,17 @@
 //! no lasting refusal of a real key by a junk token that named its `kid` first.
 #![cfg(feature = "testkit")]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::validators::{
+    assert_accepts, assert_rejects, context, sign, start_es256_with_introspection, validate,
+    LAYER_RESOURCE,
+};
 use bearer_guard::testkit::{Behavior, DevIssuer, Endpoint, KeyAlg};
 use bearer_guard::{
     BearerToken, ClientAuth, FirstMatch, IntrospectionValidator, InvalidToken, JwtValidator,
     TokenValidator, Unavailable, ValidationError,
-};
-use common::validators::{
-    assert_accepts, assert_rejects, context, sign, start_es256_with_introspection, validate,
-    LAYER_RESOURCE,
 };
 use tokio::time::sleep;
 
