@@ -101,6 +101,9 @@ pub enum Rejection {
     InvalidToken(InvalidToken),
     /// The token is valid but lacks scopes the operation needs.
     InsufficientScope,
+    /// The DPoP proof is missing, invalid, replayed, or not for this token (RFC 9449 §7.1).
+    #[cfg(feature = "dpop")]
+    InvalidDpopProof(crate::bind::dpop::ProofError),
     /// The validator could not decide (key set or authorization server unavailable).
     Unavailable {
         /// What was unavailable.
@@ -144,6 +147,8 @@ impl Rejection {
             Self::InvalidRequest(why) => why.kind(),
             Self::InvalidToken(why) => why.kind(),
             Self::InsufficientScope => "insufficient_scope",
+            #[cfg(feature = "dpop")]
+            Self::InvalidDpopProof(why) => why.kind(),
             Self::Unavailable { reason, .. } => reason.kind(),
             Self::Internal => "internal",
         }
@@ -153,6 +158,8 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingCredentials | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            #[cfg(feature = "dpop")]
+            Self::InvalidDpopProof(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -166,6 +173,8 @@ impl Rejection {
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope => Some("insufficient_scope"),
+            #[cfg(feature = "dpop")]
+            Self::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
             Self::MissingCredentials | Self::Unavailable { .. } | Self::Internal => None,
         }
     }
@@ -187,6 +196,8 @@ impl Rejection {
             Self::InvalidRequest(why) => why.description(),
             Self::InvalidToken(why) => why.description(),
             Self::InsufficientScope => "The access token lacks a scope this request requires",
+            #[cfg(feature = "dpop")]
+            Self::InvalidDpopProof(why) => why.description(),
             Self::Unavailable { reason, .. } => reason.description(),
             Self::Internal => "Internal error",
         }
@@ -196,6 +207,8 @@ impl Rejection {
     pub fn grpc_code(&self) -> u8 {
         match self {
             Self::MissingCredentials | Self::InvalidToken(_) => 16,
+            #[cfg(feature = "dpop")]
+            Self::InvalidDpopProof(_) => 16,
             Self::InvalidRequest(_) => 3,
             Self::InsufficientScope => 7,
             Self::Unavailable { .. } => 14,
@@ -237,6 +250,37 @@ pub(crate) struct RequestFacts {
     /// `application/grpc-web`, …): the rejection answers with the same one.
     pub(crate) grpc: Option<HeaderValue>,
     pub(crate) cors: bool,
+    /// The scheme of the request's credentials, which decides the scheme of the challenge.
+    pub(crate) scheme: Presented,
+}
+
+/// The scheme of the credentials a request presented.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Presented {
+    /// No `Authorization` header, or another scheme.
+    #[default]
+    Nothing,
+    /// `Bearer`.
+    Bearer,
+    /// `DPoP`.
+    Dpop,
+}
+
+impl Presented {
+    fn of(headers: &HeaderMap) -> Self {
+        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+            return Self::Nothing;
+        };
+        let bytes = value.as_bytes();
+        let scheme = &bytes[..bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len())];
+        if scheme.eq_ignore_ascii_case(b"bearer") {
+            Self::Bearer
+        } else if scheme.eq_ignore_ascii_case(b"dpop") {
+            Self::Dpop
+        } else {
+            Self::Nothing
+        }
+    }
 }
 
 impl RequestFacts {
@@ -247,7 +291,19 @@ impl RequestFacts {
                 .filter(|ct| ct.as_bytes().starts_with(b"application/grpc"))
                 .cloned(),
             cors: headers.contains_key(ORIGIN),
+            scheme: Presented::of(headers),
         }
+    }
+
+    /// As [`RequestFacts::of`], for a request the guard already let through (its `Authorization` header
+    /// may be gone; the guard left the scheme in the extensions).
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+    pub(crate) fn of_parts(parts: &http::request::Parts) -> Self {
+        let mut facts = Self::of(&parts.headers);
+        if let Some(scheme) = parts.extensions.get::<Presented>() {
+            facts.scheme = *scheme;
+        }
+        facts
     }
 }
 
@@ -293,6 +349,41 @@ pub(crate) struct Challenger {
     id: u64,
     /// The rejections that name no scope, rendered once.
     scopeless: [std::sync::OnceLock<Rendered>; SCOPELESS_SLOTS],
+    /// When the guard accepts DPoP: how its challenges are written.
+    dpop: Option<Arc<DpopChallenge>>,
+}
+
+/// The DPoP side of a guard's challenges (RFC 9449 §7.1, §7.2).
+#[derive(Debug)]
+pub(crate) struct DpopChallenge {
+    /// `DPoP algs="ES256 …"`: the challenge added, without error, next to a `Bearer` one.
+    pub(crate) plain: HeaderValue,
+    /// `, algs="ES256 …"`, appended to a `DPoP` challenge made from the `Bearer` one.
+    pub(crate) algs_param: String,
+    /// Only `DPoP` is accepted: no `Bearer` challenge at all.
+    pub(crate) required: bool,
+}
+
+impl DpopChallenge {
+    pub(crate) fn new(algs: &str, required: bool) -> Option<Self> {
+        let algs_param = format!(", algs=\"{algs}\"");
+        Some(Self {
+            plain: HeaderValue::from_str(&format!("DPoP algs=\"{algs}\"")).ok()?,
+            algs_param,
+            required,
+        })
+    }
+
+    /// The `DPoP` twin of a rendered `Bearer` challenge: same parameters (`resource_metadata`, `error`,
+    /// `scope`, …), then `algs`.
+    fn convert(&self, bearer: &HeaderValue) -> Option<HeaderValue> {
+        let rest = bearer.as_bytes().strip_prefix(b"Bearer ")?;
+        let mut value = Vec::with_capacity(rest.len() + 5 + self.algs_param.len());
+        value.extend_from_slice(b"DPoP ");
+        value.extend_from_slice(rest);
+        value.extend_from_slice(self.algs_param.as_bytes());
+        HeaderValue::from_maybe_shared(Bytes::from(value)).ok()
+    }
 }
 
 impl fmt::Debug for Challenger {
@@ -338,7 +429,14 @@ impl Challenger {
             body,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             scopeless: Default::default(),
+            dpop: None,
         }
+    }
+
+    /// This challenger, writing `DPoP` challenges too.
+    pub(crate) fn with_dpop(mut self, dpop: DpopChallenge) -> Self {
+        self.dpop = Some(Arc::new(dpop));
+        self
     }
 
     /// Where a rendering of `rejection` can be kept, if it depends on nothing but the rejection and the
@@ -365,6 +463,8 @@ impl Challenger {
                 requirement_slot(INSUFFICIENT_SCOPE_SLOT)
             }
             Rejection::InsufficientScope => None,
+            #[cfg(feature = "dpop")]
+            Rejection::InvalidDpopProof(_) => None,
             Rejection::InvalidRequest(why) => {
                 Some(&self.scopeless[FIRST_MALFORMED_SLOT + why.index()])
             }
@@ -413,6 +513,8 @@ impl Challenger {
             Rejection::MissingCredentials | Rejection::InvalidToken(_) => {
                 requirement.challenge_scope().map(str::to_owned)
             }
+            #[cfg(feature = "dpop")]
+            Rejection::InvalidDpopProof(_) => requirement.challenge_scope().map(str::to_owned),
             Rejection::InsufficientScope => {
                 let granted = granted.filter(|_| self.include_granted_scopes);
                 let mut scopes: Vec<&str> = requirement
@@ -495,11 +597,20 @@ impl Challenger {
         let headers = response.headers_mut();
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(challenge) = rendered.challenge {
-            headers.insert(WWW_AUTHENTICATE, challenge);
+            match &self.dpop {
+                None => {
+                    headers.insert(WWW_AUTHENTICATE, challenge);
+                }
+                Some(dpop) => dpop_challenges(dpop, &rejection, facts.scheme, challenge, headers),
+            }
             if facts.cors {
                 headers.insert(
                     ACCESS_CONTROL_EXPOSE_HEADERS,
-                    HeaderValue::from_static("WWW-Authenticate"),
+                    HeaderValue::from_static(if self.dpop.is_some() {
+                        "WWW-Authenticate, DPoP-Nonce"
+                    } else {
+                        "WWW-Authenticate"
+                    }),
                 );
             }
         }
@@ -513,6 +624,47 @@ impl Challenger {
             }
         }
         response
+    }
+}
+
+/// The challenges of a guard accepting DPoP (RFC 9449 §7.2): the error goes to the scheme the client used;
+/// with no credentials both schemes are offered without error; with two `Authorization` headers both say
+/// `invalid_request`; a DPoP-only guard offers `DPoP` alone.
+fn dpop_challenges(
+    dpop: &DpopChallenge,
+    rejection: &Rejection,
+    scheme: Presented,
+    bearer: HeaderValue,
+    headers: &mut HeaderMap,
+) {
+    let as_dpop = |headers: &mut HeaderMap, bearer: &HeaderValue| {
+        if let Some(value) = dpop.convert(bearer) {
+            headers.append(WWW_AUTHENTICATE, value);
+        }
+    };
+    #[cfg(feature = "dpop")]
+    let proof_error = matches!(rejection, Rejection::InvalidDpopProof(_));
+    #[cfg(not(feature = "dpop"))]
+    let proof_error = false;
+    let both = matches!(
+        rejection,
+        Rejection::InvalidRequest(MalformedRequest::MultipleAuthorizationHeaders)
+    );
+    if dpop.required || proof_error || scheme == Presented::Dpop {
+        as_dpop(headers, &bearer);
+    } else if both {
+        as_dpop(headers, &bearer);
+        headers.insert(WWW_AUTHENTICATE, bearer);
+        // Bearer first, as in RFC 9449 figure 19.
+        let mut all: Vec<HeaderValue> = headers.get_all(WWW_AUTHENTICATE).iter().cloned().collect();
+        all.rotate_right(1);
+        headers.remove(WWW_AUTHENTICATE);
+        for value in all {
+            headers.append(WWW_AUTHENTICATE, value);
+        }
+    } else {
+        headers.append(WWW_AUTHENTICATE, bearer);
+        headers.append(WWW_AUTHENTICATE, dpop.plain.clone());
     }
 }
 

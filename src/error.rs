@@ -68,9 +68,17 @@ pub enum InvalidToken {
     Inactive,
     /// The token is not meant for this validator (used by composite validators to try the next one).
     NotApplicable,
-    /// The token is sender-constrained (it carries `cnf`: DPoP or certificate bound) and this guard does
-    /// not check proofs of possession, so it is not accepted as a bearer token.
+    /// The token is sender-constrained (it carries `cnf`: DPoP or certificate bound) and was presented
+    /// without its proof of possession: as `Bearer` (a downgrade), or to a guard that does not check that
+    /// kind of binding.
     SenderConstrained,
+    /// The token was presented with a DPoP proof but is not bound to a DPoP key (`cnf.jkt`).
+    NotDpopBound,
+    /// The guard accepts only DPoP-bound tokens, and this one came as `Bearer`.
+    DpopRequired,
+    /// The token is bound to a client certificate (`cnf["x5t#S256"]`, RFC 8705) that the connection did
+    /// not present.
+    CertificateMismatch,
 }
 }
 
@@ -93,6 +101,9 @@ impl InvalidToken {
             Self::Inactive => "inactive",
             Self::NotApplicable => "not_applicable",
             Self::SenderConstrained => "sender_constrained",
+            Self::NotDpopBound => "not_dpop_bound",
+            Self::DpopRequired => "dpop_required",
+            Self::CertificateMismatch => "certificate_mismatch",
         }
     }
 
@@ -116,6 +127,9 @@ impl InvalidToken {
             Self::SenderConstrained => {
                 "The access token is sender-constrained and needs a proof of possession"
             }
+            Self::NotDpopBound => "The access token is not bound to a DPoP key",
+            Self::DpopRequired => "This resource requires a DPoP-bound access token",
+            Self::CertificateMismatch => "The access token is bound to another client certificate",
         }
     }
 }
@@ -142,6 +156,8 @@ pub enum Unavailable {
     Introspection,
     /// Any other temporary failure of a backend the validator depends on.
     Backend,
+    /// The DPoP replay store (e.g. Redis) could not record the proof.
+    ReplayStore,
 }
 }
 
@@ -153,6 +169,7 @@ impl Unavailable {
             Self::Discovery => "discovery_unavailable",
             Self::Introspection => "introspection_unavailable",
             Self::Backend => "backend_unavailable",
+            Self::ReplayStore => "replay_store_unavailable",
         }
     }
 
@@ -163,6 +180,7 @@ impl Unavailable {
             Self::Discovery => "The authorization server metadata is temporarily unavailable",
             Self::Introspection => "Token introspection is temporarily unavailable",
             Self::Backend => "Token validation is temporarily unavailable",
+            Self::ReplayStore => "DPoP proof checking is temporarily unavailable",
         }
     }
 }

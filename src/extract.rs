@@ -27,6 +27,9 @@ pub(crate) enum Credentials {
     OtherScheme,
     /// A syntactically valid bearer token.
     Bearer(BearerToken),
+    /// `Authorization: DPoP <token>` (RFC 9449 §7.1): a token that comes with a proof in the `DPoP` header.
+    /// Only reported to guards that accept DPoP; for the others it is another scheme.
+    Dpop(BearerToken),
 }
 
 indexed_enum! {
@@ -105,9 +108,19 @@ pub(crate) fn is_b64token(bytes: &[u8]) -> bool {
 }
 
 /// Reads the bearer credential from `headers`.
+#[cfg(test)]
 pub(crate) fn extract(
     headers: &HeaderMap,
     max_token_bytes: usize,
+) -> Result<Credentials, MalformedRequest> {
+    extract_schemes(headers, max_token_bytes, false)
+}
+
+/// Reads the bearer (and, when `dpop`, the DPoP) credential from `headers`.
+pub(crate) fn extract_schemes(
+    headers: &HeaderMap,
+    max_token_bytes: usize,
+    dpop: bool,
 ) -> Result<Credentials, MalformedRequest> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
@@ -123,7 +136,8 @@ pub(crate) fn extract(
         None if bytes.len() <= MAX_SCHEME_LEN => (bytes, bytes.len()),
         None => return Ok(Credentials::OtherScheme),
     };
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+    let is_dpop = dpop && scheme.eq_ignore_ascii_case(b"dpop");
+    if !is_dpop && !scheme.eq_ignore_ascii_case(b"bearer") {
         return Ok(Credentials::OtherScheme);
     }
     let start = rest_start
@@ -138,10 +152,12 @@ pub(crate) fn extract(
     if !is_b64token(token) {
         return Err(MalformedRequest::MalformedToken);
     }
-    Ok(Credentials::Bearer(BearerToken::from_header(
-        value.clone(),
-        start,
-    )))
+    let token = BearerToken::from_header(value.clone(), start);
+    Ok(if is_dpop {
+        Credentials::Dpop(token)
+    } else {
+        Credentials::Bearer(token)
+    })
 }
 
 #[cfg(test)]
@@ -217,6 +233,13 @@ mod tests {
         assert_eq!(token(&["Basic dXNlcjpwYXNz"]), Err("OtherScheme".into()));
         assert_eq!(token(&["Bearerx abc"]), Err("OtherScheme".into()));
         assert_eq!(token(&["DPoP abc"]), Err("OtherScheme".into()));
+        let dpop = |v: &str| match extract_schemes(&headers(&[v]), 64, true) {
+            Ok(Credentials::Dpop(t)) => Ok(t.as_str().to_owned()),
+            other => Err(format!("{other:?}")),
+        };
+        assert_eq!(dpop("DPoP abc"), Ok("abc".into()));
+        assert_eq!(dpop("dpop  abc"), Ok("abc".into()));
+        assert_eq!(dpop("DPoP a b"), Err("Err(MalformedToken)".into()));
         assert_eq!(token(&["Negotiate"]), Err("OtherScheme".into()));
         let long_scheme = "x".repeat(100);
         assert_eq!(token(&[&long_scheme]), Err("OtherScheme".into()));

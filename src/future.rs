@@ -20,7 +20,16 @@ struct Waiting<S, ReqBody> {
     request: Request<ReqBody>,
     requirement: Requirement,
     shared: Arc<Shared>,
+    /// The request's verified DPoP proof, whose key the token must be bound to.
+    #[cfg(feature = "dpop")]
+    proof: Option<crate::bind::dpop::VerifiedProof>,
 }
+
+/// A call to the DPoP replay store.
+#[cfg(feature = "dpop")]
+type StoreFuture = Pin<Box<dyn Future<Output = crate::store::Inserted> + Send>>;
+#[cfg(not(feature = "dpop"))]
+type StoreFuture = std::future::Pending<()>;
 
 pin_project! {
     /// The future returned by [`BearerAuth`](crate::BearerAuth): the guard's own answer, a validation in
@@ -42,6 +51,7 @@ pin_project! {
     {
         Guard { response: Option<Response<FixedBody>> },
         Validating { validation: Validation, waiting: Option<Waiting<S, ReqBody>> },
+        Replaying { call: StoreFuture, waiting: Option<Waiting<S, ReqBody>> },
         Calling { #[pin] future: S::Future },
     }
 }
@@ -73,6 +83,7 @@ where
         request: Request<ReqBody>,
         requirement: Requirement,
         shared: Arc<Shared>,
+        #[cfg(feature = "dpop")] proof: Option<crate::bind::dpop::VerifiedProof>,
     ) -> Self {
         Self {
             state: State::Validating {
@@ -82,6 +93,31 @@ where
                     request,
                     requirement,
                     shared,
+                    #[cfg(feature = "dpop")]
+                    proof,
+                }),
+            },
+        }
+    }
+
+    /// Waits for the replay store before calling the ready `service`.
+    #[cfg(feature = "dpop")]
+    pub(crate) fn replaying(
+        call: StoreFuture,
+        service: S,
+        request: Request<ReqBody>,
+        requirement: Requirement,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            state: State::Replaying {
+                call,
+                waiting: Some(Waiting {
+                    service,
+                    request,
+                    requirement,
+                    shared,
+                    proof: None,
                 }),
             },
         }
@@ -107,25 +143,46 @@ where
                     waiting,
                 } => {
                     let result = ready!(Pin::new(validation).poll(cx));
-                    let Some(Waiting {
-                        mut service,
-                        request,
-                        requirement,
-                        shared,
-                    }) = waiting.take()
-                    else {
+                    let Some(mut waiting) = waiting.take() else {
                         return Poll::Ready(Ok(polled_after_completion().map(ResponseBody::guard)));
                     };
-                    let (mut parts, body) = request.into_parts();
-                    let next = match shared.authorize(result, &mut parts, &requirement) {
-                        Ok(()) => State::Calling {
-                            future: service.call(Request::from_parts(parts, body)),
-                        },
+                    let (mut parts, body) = waiting.request.into_parts();
+                    #[cfg(feature = "dpop")]
+                    let proven = waiting.proof.as_ref().map(|p| p.jkt);
+                    #[cfg(not(feature = "dpop"))]
+                    let proven: Option<[u8; 32]> = None;
+                    let authorized = waiting.shared.authorize(
+                        result,
+                        &mut parts,
+                        &waiting.requirement,
+                        proven.as_ref(),
+                    );
+                    let next = match authorized {
                         Err(response) => State::Guard {
                             response: Some(response),
                         },
+                        #[cfg(feature = "dpop")]
+                        Ok(()) if waiting.proof.is_some() => {
+                            waiting.request = Request::from_parts(parts, body);
+                            replay_step(waiting)
+                        }
+                        Ok(()) => State::Calling {
+                            future: waiting.service.call(Request::from_parts(parts, body)),
+                        },
                     };
                     this.state.set(next);
+                }
+                #[cfg(feature = "dpop")]
+                StateProj::Replaying { call, waiting } => {
+                    let answer = ready!(call.as_mut().poll(cx));
+                    let Some(waiting) = waiting.take() else {
+                        return Poll::Ready(Ok(polled_after_completion().map(ResponseBody::guard)));
+                    };
+                    this.state.set(after_replay(waiting, answer));
+                }
+                #[cfg(not(feature = "dpop"))]
+                StateProj::Replaying { .. } => {
+                    return Poll::Ready(Ok(polled_after_completion().map(ResponseBody::guard)));
                 }
                 StateProj::Calling { future } => {
                     let response = ready!(future.poll(cx))?;
@@ -133,6 +190,53 @@ where
                 }
             }
         }
+    }
+}
+
+/// Records the proof's `jti`, then calls the service or refuses.
+#[cfg(feature = "dpop")]
+fn replay_step<S, ReqBody>(mut waiting: Waiting<S, ReqBody>) -> State<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    use crate::store::StoreCall;
+    let (Some(proof), Some(dpop)) = (waiting.proof.take(), waiting.shared.dpop.clone()) else {
+        return State::Guard {
+            response: Some(polled_after_completion()),
+        };
+    };
+    match dpop
+        .config
+        .store
+        .insert_if_absent(&proof.replay_key, proof.ttl)
+    {
+        StoreCall::Ready(answer) => after_replay(waiting, answer),
+        StoreCall::Pending(call) => State::Replaying {
+            call,
+            waiting: Some(waiting),
+        },
+    }
+}
+
+#[cfg(feature = "dpop")]
+fn after_replay<S, ReqBody>(
+    mut waiting: Waiting<S, ReqBody>,
+    answer: crate::store::Inserted,
+) -> State<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    let (parts, body) = waiting.request.into_parts();
+    match waiting
+        .shared
+        .replay_answer(answer, &waiting.requirement, &parts)
+    {
+        Ok(()) => State::Calling {
+            future: waiting.service.call(Request::from_parts(parts, body)),
+        },
+        Err(response) => State::Guard {
+            response: Some(response),
+        },
     }
 }
 

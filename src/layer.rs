@@ -93,7 +93,7 @@ use tower_service::Service;
 use crate::body::{FixedBody, ResponseBody};
 use crate::challenge::{Challenger, Rejection, RequestFacts};
 use crate::error::{BuildError, Detail};
-use crate::extract::{extract, Credentials};
+use crate::extract::{extract_schemes, Credentials};
 use crate::future::ResponseFuture;
 use crate::metadata::{MetadataResponder, MetadataService};
 use crate::resource::{ResourceUrl, WELL_KNOWN_PREFIX};
@@ -123,6 +123,9 @@ pub(crate) struct Shared {
     /// `McpGuardLayer`).
     #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
     pub(crate) scope_check: ScopeCheck,
+    /// DPoP, when this guard accepts it.
+    #[cfg(feature = "dpop")]
+    pub(crate) dpop: Option<Arc<crate::bind::dpop::DpopCheck>>,
 }
 
 impl Shared {
@@ -145,6 +148,7 @@ impl Shared {
         result: ValidationResult,
         parts: &mut Parts,
         requirement: &Requirement,
+        proven_jkt: Option<&[u8; 32]>,
     ) -> Result<(), Response<FixedBody>> {
         let access = match result {
             Ok(access) => access,
@@ -161,6 +165,10 @@ impl Shared {
                 ));
             }
         };
+        if let Err(rejection) = crate::bind::check_binding(access.confirmation(), proven_jkt, parts)
+        {
+            return Err(self.reject(rejection, requirement, parts));
+        }
         if !requirement.is_satisfied_by(access.scopes(), &self.hierarchy) {
             #[cfg(feature = "mcp")]
             if self.scope_check == ScopeCheck::DeferToMcp {
@@ -184,6 +192,48 @@ impl Shared {
         }
         parts.extensions.insert::<AccessToken>(access);
         Ok(())
+    }
+
+    /// What the replay store's answer means for a DPoP request: go on, or the response to send.
+    #[cfg(feature = "dpop")]
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn replay_answer(
+        &self,
+        answer: crate::store::Inserted,
+        requirement: &Requirement,
+        parts: &Parts,
+    ) -> Result<(), Response<FixedBody>> {
+        use crate::bind::dpop::{ProofError, StoreFailure};
+        match answer {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.reject(
+                Rejection::InvalidDpopProof(ProofError::Replayed),
+                requirement,
+                parts,
+            )),
+            Err(error) => {
+                let decision = self.dpop.as_ref().map(|d| d.config.on_store_failure);
+                if decision == Some(StoreFailure::AcceptUnchecked) {
+                    tracing::warn!(
+                        error = error.kind(),
+                        "bearer-guard accepted a DPoP proof without a replay check"
+                    );
+                    return Ok(());
+                }
+                tracing::warn!(
+                    error = error.kind(),
+                    "bearer-guard DPoP replay store failed"
+                );
+                Err(self.reject(
+                    Rejection::Unavailable {
+                        reason: crate::Unavailable::ReplayStore,
+                        retry_after: std::time::Duration::from_secs(1),
+                    },
+                    requirement,
+                    parts,
+                ))
+            }
+        }
     }
 
     pub(crate) fn reject(
@@ -373,8 +423,49 @@ where
         }
         let (mut parts, body) = request.into_parts();
         let requirement = shared.policy.requirement(&parts);
-        let token = match extract(&parts.headers, shared.max_token_bytes) {
-            Ok(Credentials::Bearer(token)) => token,
+        #[cfg(feature = "dpop")]
+        let dpop = shared.dpop.as_deref();
+        #[cfg(feature = "dpop")]
+        let mut proof = None;
+        #[cfg(feature = "dpop")]
+        let extracted = extract_schemes(&parts.headers, shared.max_token_bytes, dpop.is_some());
+        #[cfg(not(feature = "dpop"))]
+        let extracted = extract_schemes(&parts.headers, shared.max_token_bytes, false);
+        let token = match extracted {
+            Ok(Credentials::Bearer(token)) => {
+                #[cfg(feature = "dpop")]
+                if dpop.is_some_and(|d| d.config.mode == crate::bind::dpop::DpopMode::Required) {
+                    let rejection = Rejection::InvalidToken(crate::InvalidToken::DpopRequired);
+                    return ResponseFuture::guard(shared.reject(rejection, &requirement, &parts));
+                }
+                token
+            }
+            #[cfg(feature = "dpop")]
+            Ok(Credentials::Dpop(token)) => {
+                let Some(dpop) = dpop else {
+                    let response =
+                        shared.reject(Rejection::MissingCredentials, &requirement, &parts);
+                    return ResponseFuture::guard(response);
+                };
+                match dpop.verify(&parts, &token, crate::bind::dpop::now()) {
+                    Ok(verified) => proof = Some(verified),
+                    Err(why) => {
+                        let rejection = Rejection::InvalidDpopProof(why);
+                        return ResponseFuture::guard(shared.reject(
+                            rejection,
+                            &requirement,
+                            &parts,
+                        ));
+                    }
+                }
+                parts.extensions.insert(crate::challenge::Presented::Dpop);
+                token
+            }
+            #[cfg(not(feature = "dpop"))]
+            Ok(Credentials::Dpop(_)) => {
+                let response = shared.reject(Rejection::MissingCredentials, &requirement, &parts);
+                return ResponseFuture::guard(response);
+            }
             Ok(Credentials::None | Credentials::OtherScheme) => {
                 let response = shared.reject(Rejection::MissingCredentials, &requirement, &parts);
                 return ResponseFuture::guard(response);
@@ -391,16 +482,54 @@ where
             .into_ready()
         {
             // Decided now: the service `poll_ready` made ready is called at once, no clone needed.
-            Ok(result) => match shared.authorize(result, &mut parts, &requirement) {
-                Ok(()) => ResponseFuture::call(&mut self.inner, Request::from_parts(parts, body)),
-                Err(response) => ResponseFuture::guard(response),
-            },
+            Ok(result) => {
+                #[cfg(feature = "dpop")]
+                let proven = proof.as_ref().map(|p| &p.jkt);
+                #[cfg(not(feature = "dpop"))]
+                let proven = None;
+                if let Err(response) = shared.authorize(result, &mut parts, &requirement, proven) {
+                    return ResponseFuture::guard(response);
+                }
+                #[cfg(feature = "dpop")]
+                if let Some(proof) = &proof {
+                    use crate::store::StoreCall;
+                    let Some(dpop) = dpop else {
+                        let response = shared.reject(Rejection::Internal, &requirement, &parts);
+                        return ResponseFuture::guard(response);
+                    };
+                    match dpop
+                        .config
+                        .store
+                        .insert_if_absent(&proof.replay_key, proof.ttl)
+                    {
+                        StoreCall::Ready(answer) => {
+                            if let Err(response) =
+                                shared.replay_answer(answer, &requirement, &parts)
+                            {
+                                return ResponseFuture::guard(response);
+                            }
+                        }
+                        StoreCall::Pending(call) => {
+                            return ResponseFuture::replaying(
+                                call,
+                                take_ready(&mut self.inner),
+                                Request::from_parts(parts, body),
+                                requirement,
+                                self.shared.clone(),
+                            )
+                        }
+                    }
+                }
+                ResponseFuture::call(&mut self.inner, Request::from_parts(parts, body))
+            }
             Err(pending) => ResponseFuture::validating(
                 pending,
                 take_ready(&mut self.inner),
                 Request::from_parts(parts, body),
                 requirement,
                 self.shared.clone(),
+                #[cfg(feature = "dpop")]
+                proof,
             ),
         }
     }

@@ -11,6 +11,7 @@
 #[macro_use]
 mod macros;
 
+pub mod bind;
 pub mod body;
 #[cfg(feature = "remote")]
 pub mod cache;
@@ -26,6 +27,8 @@ pub mod layer;
 pub mod metadata;
 mod resource;
 pub mod scope;
+#[cfg(feature = "dpop")]
+pub mod store;
 mod token;
 pub mod validate;
 

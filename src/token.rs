@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::bind::Confirmation;
 use crate::scope::ScopeSet;
 
 /// The raw bearer token taken from the `Authorization` header.
@@ -122,6 +123,7 @@ struct Inner {
     audiences: Audiences,
     scopes: ScopeSet,
     expires_at: Option<SystemTime>,
+    confirmation: Confirmation,
     claims: RawClaims,
 }
 
@@ -243,6 +245,11 @@ impl AccessToken {
         self.0.expires_at
     }
 
+    /// What the token is bound to (`cnf`): a DPoP key, a client certificate, or nothing.
+    pub fn confirmation(&self) -> &Confirmation {
+        &self.0.confirmation
+    }
+
     /// Every claim, as JSON (an object; empty when the validator has none).
     pub fn raw_claims(&self) -> &Value {
         self.0.claims.value()
@@ -286,6 +293,7 @@ pub struct AccessTokenBuilder {
     audiences: Vec<String>,
     scopes: Option<ScopeSet>,
     expires_at: Option<SystemTime>,
+    confirmation: Confirmation,
     claims: Map<String, Value>,
 }
 
@@ -336,6 +344,14 @@ impl AccessTokenBuilder {
         self
     }
 
+    /// Binds the token to a DPoP key or a client certificate (what its `cnf` says). The guard then refuses
+    /// it unless the request proves possession (a DPoP proof by that key, or that certificate on the TLS
+    /// connection).
+    pub fn confirmation(mut self, confirmation: Confirmation) -> Self {
+        self.confirmation = confirmation;
+        self
+    }
+
     /// Adds a claim to the raw claims.
     pub fn claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
         self.claims.insert(name.into(), value.into());
@@ -357,6 +373,7 @@ impl AccessTokenBuilder {
             audiences: Audiences::Listed(self.audiences),
             scopes: self.scopes.unwrap_or_default(),
             expires_at: self.expires_at,
+            confirmation: self.confirmation,
             claims: RawClaims::Value(Value::Object(self.claims)),
         }))
     }
@@ -376,6 +393,7 @@ pub(crate) struct VerifiedPayload {
     pub(crate) has_audience: bool,
     pub(crate) scopes: ScopeSet,
     pub(crate) expires_at: SystemTime,
+    pub(crate) confirmation: Confirmation,
 }
 
 impl AccessToken {
@@ -393,6 +411,7 @@ impl AccessToken {
             },
             scopes: payload.scopes,
             expires_at: Some(payload.expires_at),
+            confirmation: payload.confirmation,
             claims: RawClaims::Json {
                 json: payload.json,
                 parsed: OnceLock::new(),

@@ -28,6 +28,9 @@ pub struct BearerAuthLayerBuilder {
     include_granted_scopes: bool,
     error_body: Arc<dyn ErrorBody>,
     check_authorization_servers: bool,
+    #[cfg(feature = "dpop")]
+    dpop: Option<crate::bind::dpop::DpopConfig>,
+    certificate_bound_tokens: bool,
 }
 
 impl Default for BearerAuthLayerBuilder {
@@ -45,6 +48,9 @@ impl Default for BearerAuthLayerBuilder {
             include_granted_scopes: false,
             error_body: Arc::new(JsonErrorBody),
             check_authorization_servers: true,
+            #[cfg(feature = "dpop")]
+            dpop: None,
+            certificate_bound_tokens: false,
         }
     }
 }
@@ -175,31 +181,77 @@ impl BearerAuthLayerBuilder {
         self
     }
 
+    /// Accepts DPoP-bound tokens with their proofs (RFC 9449), optionally or exclusively: see
+    /// [`bind::dpop`](crate::bind::dpop). The metadata then advertises `dpop_signing_alg_values_supported`
+    /// (and `dpop_bound_access_tokens_required` in [`DpopMode::Required`](crate::bind::dpop::DpopMode)).
+    #[cfg(feature = "dpop")]
+    pub fn dpop(mut self, config: crate::bind::dpop::DpopConfig) -> Self {
+        self.dpop = Some(config);
+        self
+    }
+
+    /// Accepts certificate-bound tokens (RFC 8705 `cnf["x5t#S256"]`), each checked against the
+    /// [`ClientCertificate`](crate::bind::ClientCertificate) your TLS acceptor put into the request's
+    /// extensions (see [`bind`](crate::bind)); the metadata then says
+    /// `tls_client_certificate_bound_access_tokens: true`. Off by default: such tokens are refused.
+    pub fn certificate_bound_tokens(mut self, accept: bool) -> Self {
+        self.certificate_bound_tokens = accept;
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     ///
     /// Besides each setting on its own, it refuses combinations the guard cannot honour: a validator that
     /// cannot serve this resource ([`TokenValidator::check_context`]: e.g. explicit audiences without it),
     /// an advertised authorization server the validator does not trust (see
     /// [`check_authorization_servers`](Self::check_authorization_servers)), and metadata that promises
-    /// sender-constrained tokens (`dpop_bound_access_tokens_required`, `dpop_signing_alg_values_supported`,
-    /// `tls_client_certificate_bound_access_tokens`), which this guard does not verify.
+    /// sender-constrained tokens by hand (`dpop_bound_access_tokens_required`,
+    /// `dpop_signing_alg_values_supported`, `tls_client_certificate_bound_access_tokens`): those fields
+    /// are set from [`dpop`](Self::dpop) and [`certificate_bound_tokens`](Self::certificate_bound_tokens),
+    /// so the metadata promises exactly what the guard checks.
     pub fn build(self) -> Result<BearerAuthLayer, BuildError> {
         if self.metadata.resource.is_empty() {
             return Err(BuildError::MissingResource);
         }
         let resource = ResourceUrl::parse(&self.metadata.resource)?;
-        let metadata = self.metadata.validated()?;
+        let mut metadata = self.metadata.validated()?;
+        // What the metadata says of sender constraints is what the guard enforces: set from the
+        // configuration, never promised by hand.
         if metadata.dpop_bound_access_tokens_required
             || !metadata.dpop_signing_alg_values_supported.is_empty()
             || metadata.tls_client_certificate_bound_access_tokens
         {
             return Err(BuildError::InvalidMetadata(
-                "the metadata promises sender-constrained (DPoP or certificate-bound) tokens, \
-                 which this guard does not verify",
+                "the metadata promises sender-constrained (DPoP or certificate-bound) tokens by hand; \
+                 configure them with `dpop` and `certificate_bound_tokens` instead",
             ));
         }
+        metadata.tls_client_certificate_bound_access_tokens = self.certificate_bound_tokens;
+        #[cfg(feature = "dpop")]
+        let dpop = match self.dpop {
+            Some(config) => {
+                let check = crate::bind::dpop::DpopCheck::new(config, &resource.resource)?;
+                metadata.dpop_signing_alg_values_supported = check
+                    .config
+                    .algorithms
+                    .iter()
+                    .map(|a| a.name().to_owned())
+                    .collect();
+                metadata.dpop_bound_access_tokens_required =
+                    check.config.mode == crate::bind::dpop::DpopMode::Required;
+                Some(Arc::new(check))
+            }
+            None => None,
+        };
+        let bindings = crate::bind::Bindings {
+            #[cfg(feature = "dpop")]
+            dpop: dpop.is_some(),
+            #[cfg(not(feature = "dpop"))]
+            dpop: false,
+            certificate: self.certificate_bound_tokens,
+        };
         let validator = self.validator.ok_or(BuildError::MissingValidator)?;
-        let context = ValidationContext::new(resource.resource.as_str());
+        let context = ValidationContext::with_bindings(resource.resource.as_str(), bindings);
         validator.check_context(&context)?;
         if self.check_authorization_servers {
             if let Some(trusted) = validator.trusted_issuers().filter(|t| !t.is_empty()) {
@@ -231,6 +283,17 @@ impl BearerAuthLayerBuilder {
             self.include_granted_scopes,
             self.error_body,
         );
+        #[cfg(feature = "dpop")]
+        let challenger = match &dpop {
+            Some(check) => {
+                let required = check.config.mode == crate::bind::dpop::DpopMode::Required;
+                match crate::challenge::DpopChallenge::new(&check.algs, required) {
+                    Some(dpop) => challenger.with_dpop(dpop),
+                    None => return Err(BuildError::Invalid("DPoP algorithm names")),
+                }
+            }
+            None => challenger,
+        };
         Ok(BearerAuthLayer {
             shared: Arc::new(Shared {
                 scope_check: ScopeCheck::Here,
@@ -244,6 +307,8 @@ impl BearerAuthLayerBuilder {
                 root_metadata_alias: self.root_metadata_alias,
                 max_token_bytes: self.max_token_bytes,
                 strip_authorization: self.strip_authorization,
+                #[cfg(feature = "dpop")]
+                dpop,
             }),
         })
     }

@@ -368,7 +368,7 @@ impl McpShared {
             Rejection::InsufficientScope,
             &operation,
             Some(token.scopes()),
-            RequestFacts::of(&parts.headers),
+            RequestFacts::of_parts(parts),
             &Detail::NONE,
         )
     }
@@ -383,7 +383,7 @@ impl McpShared {
             Rejection::Internal,
             &Requirement::none(),
             None,
-            RequestFacts::of(&parts.headers),
+            RequestFacts::of_parts(parts),
             &Detail::NONE,
         )
     }

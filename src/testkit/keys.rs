@@ -194,6 +194,11 @@ impl SigningKey {
         self.alg
     }
 
+    /// The public members of the JWK (`kty`, `crv`, `x`, `y` or `n`, `e`), nothing else.
+    pub(crate) fn public_params(&self) -> &serde_json::Map<String, Value> {
+        &self.public_params
+    }
+
     /// The public JWK: key parameters plus `kid`, `use: "sig"` and (optionally) `alg`.
     pub(crate) fn public_jwk(&self, kid: &str, publish_alg: bool) -> Value {
         let mut jwk = self.public_params.clone();

@@ -154,9 +154,24 @@ macro_rules! claim_setters {
         pub fn issued_at(self, offset_secs: i64) -> Self {
             self.claim("iat", Value::from(now().saturating_add(offset_secs)))
         }
+
+        /// Binds the token to a DPoP key: `cnf: {"jkt": <its RFC 7638 thumbprint>}` (RFC 9449 §6).
+        pub fn dpop_bound(self, key: &crate::testkit::DpopKey) -> Self {
+            self.claim("cnf", serde_json::json!({ "jkt": key.thumbprint() }))
+        }
+
+        /// Binds the token to a client certificate: `cnf: {"x5t#S256": base64url(SHA-256(der))}` (RFC 8705).
+        pub fn certificate_bound(self, certificate_der: &[u8]) -> Self {
+            use base64::Engine as _;
+            use sha2::Digest as _;
+            let x5t = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(certificate_der));
+            self.claim("cnf", serde_json::json!({ "x5t#S256": x5t }))
+        }
     };
 }
 
+mod dpop;
 mod form;
 mod introspect;
 mod keys;
@@ -171,6 +186,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 
+pub use dpop::{DpopKey, ProofBuilder};
 pub use introspect::OpaqueTokenBuilder;
 use introspect::{ClientCredentials, Registry};
 pub use keys::KeyAlg;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::bind::Bindings;
 use crate::error::BuildError;
 use crate::token::BearerToken;
 
@@ -32,6 +33,8 @@ pub struct ValidationContext(Arc<Inner>);
 
 struct Inner {
     resource: Box<str>,
+    /// The kinds of token binding the layer checks (validators refuse tokens bound any other way).
+    bindings: Bindings,
     /// SHA-256 of the context, mixed into every cache key (see [`ValidationContext::cache_key`]).
     salt: [u8; 32],
 }
@@ -39,14 +42,33 @@ struct Inner {
 impl ValidationContext {
     /// The context of a layer guarding `resource` (its RFC 9728 `resource`, the expected audience).
     pub fn new(resource: impl Into<String>) -> Self {
+        Self::with_bindings(resource, Bindings::default())
+    }
+
+    /// The context of a layer that also checks the given kinds of sender constraint: validators may then
+    /// accept tokens bound that way (and record the binding for the layer to check).
+    pub(crate) fn with_bindings(resource: impl Into<String>, bindings: Bindings) -> Self {
         let resource: Box<str> = resource.into().into_boxed_str();
         let mut hasher = Sha256::new();
         hasher.update(b"bearer-guard validation context v1\0resource\0");
         hasher.update(resource.as_bytes());
+        // A guard without bindings keeps the key it always had; one with them gets other keys, so an
+        // answer "bound token accepted" is never found by a guard that does not check the binding.
+        if bindings != Bindings::default() {
+            hasher.update(b"\0bindings\0");
+            hasher.update([u8::from(bindings.dpop), u8::from(bindings.certificate)]);
+        }
         Self(Arc::new(Inner {
             salt: hasher.finalize().into(),
             resource,
+            bindings,
         }))
+    }
+
+    /// The kinds of binding the layer checks.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub(crate) fn bindings(&self) -> Bindings {
+        self.0.bindings
     }
 
     /// The resource identifier the token's audience must name (unless the validator was configured with
@@ -86,6 +108,7 @@ impl fmt::Debug for ValidationContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValidationContext")
             .field("resource", &self.0.resource)
+            .field("bindings", &self.0.bindings)
             .finish()
     }
 }

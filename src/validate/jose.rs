@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::json::{skip_map, skip_seq, SkipValue};
 use crate::validate::jwks::MAX_KID_LEN;
 
-pub(crate) use claims::{Audience, Claims, Date, Scp};
+pub(crate) use claims::{Audience, Claims, Cnf, Date, Scp};
 
 /// Decodes base64url (no padding) into `stack` when it fits, else into `heap`. `None` when not base64url.
 pub(crate) fn decode_b64<'b>(

@@ -3,7 +3,7 @@
 //!
 //! | answer | outcome |
 //! |---|---|
-//! | 2xx, JSON object | judged by [`Rules::judge`] (`"active": true`, time, audience, issuer, type, no `cnf`) |
+//! | 2xx, JSON object | judged by [`Rules::judge`] (`"active": true`, time, audience, issuer, type, a `cnf` the layer checks) |
 //! | 2xx, not a JSON object | 503 |
 //! | 401, 403 | 503: the authorization server refused *our* credentials (logged as an error) |
 //! | other 4xx with an OAuth error body (`{"error":"unsupported_token_type"}`, …) | `invalid_token` (cached as a negative answer), except `invalid_client` / `unauthorized_client` (our credentials: 503) |
@@ -11,6 +11,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::bind::Confirmation;
 use crate::cache::unix_now;
 use crate::error::{Detail, InvalidToken, Unavailable, ValidationError};
 use crate::fetch::Answer;
@@ -148,9 +149,25 @@ impl Rules<'_> {
                 return Err(refused(InvalidToken::WrongIssuer, note));
             }
         }
+        // Bound to a key or certificate (RFC 9449 §6.2, RFC 8705 §3.2): accepted only when the layer checks
+        // that kind of binding, which it then does on this request.
+        let confirmation = match response.get("cnf") {
+            None => Confirmation::default(),
+            Some(cnf) => match Confirmation::from_json(cnf, context.bindings()) {
+                Some(confirmation) => confirmation,
+                None => {
+                    let note = Detail::note(
+                        "the answer carries a cnf this guard does not check (DPoP or certificate bound)",
+                    );
+                    return Err(refused(InvalidToken::SenderConstrained, note));
+                }
+            },
+        };
         match response.get("token_type") {
             None => {}
             Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
+            // A DPoP-bound token is introspected with `token_type: DPoP` (RFC 9449 §6.2).
+            Some(Value::String(t)) if t == "DPoP" && confirmation.jkt().is_some() => {}
             Some(Value::String(t)) => {
                 return Err(refused(
                     InvalidToken::WrongType,
@@ -162,11 +179,6 @@ impl Rules<'_> {
                 return Err(refused(InvalidToken::WrongType, note));
             }
         }
-        if response.contains_key("cnf") {
-            // Bound to a key or certificate (RFC 9449 §6.2, RFC 8705 §3.2): no proof is checked here.
-            let note = Detail::note("the answer carries cnf (DPoP or certificate bound)");
-            return Err(refused(InvalidToken::SenderConstrained, note));
-        }
         let scopes = match response.get("scope") {
             None => ScopeSet::empty(),
             Some(Value::String(s)) => ScopeSet::parse_lenient(s),
@@ -175,7 +187,9 @@ impl Rules<'_> {
                 return Err(refused(InvalidToken::Malformed, note));
             }
         };
-        let mut builder = AccessToken::builder().scope_set(scopes);
+        let mut builder = AccessToken::builder()
+            .scope_set(scopes)
+            .confirmation(confirmation);
         if let Some(sub) = json::string(&response, "sub") {
             builder = builder.subject(sub);
         }

@@ -43,6 +43,86 @@ pub(crate) enum Scp<'a> {
     Other,
 }
 
+/// The `cnf` claim.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) enum Cnf<'a> {
+    #[default]
+    Absent,
+    /// An object: its `jkt` and `x5t#S256` strings, and whether it has any other member (or one of those
+    /// two is not a string).
+    Methods {
+        jkt: Option<Cow<'a, str>>,
+        x5t_s256: Option<Cow<'a, str>>,
+        other: bool,
+    },
+    /// Not an object.
+    Invalid,
+}
+
+impl<'de> Deserialize<'de> for Cnf<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CnfVisitor;
+        impl<'de> Visitor<'de> for CnfVisitor {
+            type Value = Cnf<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Cnf<'de>, A::Error> {
+                let (mut jkt, mut x5t_s256, mut other) = (None, None, false);
+                let mut seen = Seen::default();
+                while let Some(Name(name)) = access.next_key::<Name<'de>>()? {
+                    if !seen.insert_other(name.clone()) {
+                        return Err(de::Error::custom("duplicate member"));
+                    }
+                    let slot = match &*name {
+                        "jkt" => &mut jkt,
+                        "x5t#S256" => &mut x5t_s256,
+                        _ => {
+                            other = true;
+                            access.next_value::<SkipValue>()?;
+                            continue;
+                        }
+                    };
+                    match access.next_value::<Member<'de>>()? {
+                        Member::Str(value) => *slot = Some(value),
+                        _ => other = true,
+                    }
+                }
+                Ok(Cnf::Methods {
+                    jkt,
+                    x5t_s256,
+                    other,
+                })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Cnf<'de>, A::Error> {
+                skip_seq(seq).map(|()| Cnf::Invalid)
+            }
+            fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Cnf<'de>, E> {
+                Ok(Cnf::Invalid)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Cnf<'de>, E> {
+                Ok(Cnf::Invalid)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Cnf<'de>, E> {
+                Ok(Cnf::Invalid)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Cnf<'de>, E> {
+                Ok(Cnf::Invalid)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Cnf<'de>, E> {
+                Ok(Cnf::Invalid)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Cnf<'de>, E> {
+                Ok(Cnf::Invalid)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Cnf<'de>, E> {
+                Ok(Cnf::Invalid)
+            }
+        }
+        deserializer.deserialize_any(CnfVisitor)
+    }
+}
+
 /// The claims the JWT validator reads, from one strict pass over the payload.
 #[derive(Debug, Default)]
 pub(crate) struct Claims<'a> {
@@ -58,8 +138,8 @@ pub(crate) struct Claims<'a> {
     pub(crate) appid: Member<'a>,
     pub(crate) scope: Member<'a>,
     pub(crate) scp: Scp<'a>,
-    /// A `cnf` (confirmation, RFC 7800) member is present: the token is sender-constrained.
-    pub(crate) cnf: bool,
+    /// The `cnf` (confirmation, RFC 7800) member: the token is sender-constrained.
+    pub(crate) cnf: Cnf<'a>,
 }
 
 impl<'a> Claims<'a> {
@@ -268,10 +348,7 @@ impl<'de> Deserialize<'de> for Claims<'de> {
                                 StrOrArray::Other => Scp::Other,
                             }
                         }
-                        Some(Known::Cnf) => {
-                            claims.cnf = true;
-                            access.next_value::<SkipValue>()?;
-                        }
+                        Some(Known::Cnf) => claims.cnf = access.next_value()?,
                         Some(Known::Jti) | None => {
                             access.next_value::<SkipValue>()?;
                         }

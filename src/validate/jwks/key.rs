@@ -21,7 +21,7 @@ pub(crate) struct VerifyKey {
 }
 
 /// The public key material of one JWK, decoded from base64 once (per key-set load).
-pub(super) enum Material {
+pub(crate) enum Material {
     Rsa {
         n: Vec<u8>,
         e: Vec<u8>,
@@ -52,7 +52,7 @@ pub(super) const SIGNATURE_STACK_BYTES: usize = 512;
 
 #[cfg(feature = "aws-lc-rs")]
 impl PublicKey {
-    pub(super) fn new(material: &Material, algorithms: AlgorithmSet) -> Option<Self> {
+    pub(crate) fn new(material: &Material, algorithms: AlgorithmSet) -> Option<Self> {
         use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
         let mut parsed: [Option<ParsedPublicKey>; Algorithm::ALL.len()] = Default::default();
         for alg in algorithms.iter() {
@@ -102,7 +102,7 @@ impl PublicKey {
 
 #[cfg(not(feature = "aws-lc-rs"))]
 impl PublicKey {
-    pub(super) fn new(material: &Material, _algorithms: AlgorithmSet) -> Option<Self> {
+    pub(crate) fn new(material: &Material, _algorithms: AlgorithmSet) -> Option<Self> {
         use jsonwebtoken::DecodingKey;
         let key = match material {
             Material::Rsa { n, e } => DecodingKey::from_rsa_raw_components(n, e),

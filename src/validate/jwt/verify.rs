@@ -1,12 +1,13 @@
 //! The verification steps of a JWT access token, in order: header, key, signature, claims (RFC 9068, RFC 8725).
 
+use crate::bind::{decode_thumbprint, Confirmation};
 use crate::cache::{unix_now, unix_now_ms};
 use crate::error::{Detail, InvalidToken, Unavailable, ValidationError};
 use crate::json;
 use crate::scope::ScopeSet;
 use crate::token::{AccessToken, BearerToken, Span, Text, VerifiedPayload};
 use crate::validate::alg::Algorithm;
-use crate::validate::jose::{decode_b64, Audience, Claims, Date, Header, Kid, Member, Scp};
+use crate::validate::jose::{decode_b64, Audience, Claims, Cnf, Date, Header, Kid, Member, Scp};
 use crate::validate::jwks::{KeyMiss, RefreshError, Snapshot, Trigger};
 use crate::validate::{ValidationContext, ValidationResult};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -76,12 +77,7 @@ impl Inner {
             }
         }
         self.check_audience(&claims.aud, context)?;
-        if claims.cnf {
-            // A sender-constrained token (RFC 9449 `jkt`, RFC 8705 `x5t#S256`, or any other confirmation
-            // method) proves nothing without its proof of possession, which this guard does not check.
-            let note = Detail::note("the token carries a cnf claim (DPoP or certificate bound)");
-            return Err(refused(InvalidToken::SenderConstrained, note));
-        }
+        let confirmation = confirmation_of(&claims.cnf, context)?;
         let now = unix_now() as f64;
         let leeway = self.leeway as f64;
         let Date::At(exp) = claims.exp else {
@@ -112,6 +108,7 @@ impl Inner {
         let exp = json::clamp_date(exp);
         let mut verified = self.access_token(&payload, &claims, exp);
         verified.json = payload;
+        verified.confirmation = confirmation;
         Ok(Checked {
             alg,
             kid,
@@ -276,6 +273,7 @@ impl Inner {
             has_audience: matches!(claims.aud, Audience::One(_) | Audience::Many(_)),
             scopes,
             expires_at: json::system_time(exp),
+            confirmation: Confirmation::default(),
         }
     }
 
@@ -434,4 +432,56 @@ pub(super) fn unknown_key(kid: Option<&str>) -> ValidationError {
         |kid| Detail::found("kid", kid),
     );
     ValidationError::refused(InvalidToken::UnknownKey, detail)
+}
+
+/// The binding a `cnf` claim states, when the layer asking checks that kind of binding. A sender-constrained
+/// token (RFC 9449 `jkt`, RFC 8705 `x5t#S256`) proves nothing without its proof of possession: a kind of
+/// binding the layer does not check, any other confirmation method, or a malformed value refuses the token.
+fn confirmation_of(
+    cnf: &Cnf<'_>,
+    context: &ValidationContext,
+) -> Result<Confirmation, ValidationError> {
+    let refused = |note: &'static str| {
+        Err(ValidationError::refused(
+            InvalidToken::SenderConstrained,
+            Detail::note(note),
+        ))
+    };
+    let (jkt, x5t_s256) = match cnf {
+        Cnf::Absent => return Ok(Confirmation::default()),
+        Cnf::Invalid | Cnf::Methods { other: true, .. } => {
+            return refused("cnf is not an object of jkt and x5t#S256 strings")
+        }
+        Cnf::Methods {
+            jkt: None,
+            x5t_s256: None,
+            ..
+        } => return refused("cnf names no confirmation method"),
+        Cnf::Methods { jkt, x5t_s256, .. } => (jkt, x5t_s256),
+    };
+    let bindings = context.bindings();
+    let mut confirmation = Confirmation::default();
+    if let Some(jkt) = jkt {
+        if !bindings.dpop {
+            return refused(
+                "the token is DPoP-bound (cnf.jkt) and this guard does not accept DPoP",
+            );
+        }
+        let Some(jkt) = decode_thumbprint(jkt) else {
+            return refused("cnf.jkt is not a base64url SHA-256 thumbprint");
+        };
+        confirmation = confirmation.with_jkt(jkt);
+    }
+    if let Some(x5t) = x5t_s256 {
+        if !bindings.certificate {
+            return refused(
+                "the token is certificate-bound and this guard does not check certificates",
+            );
+        }
+        let Some(x5t) = decode_thumbprint(x5t) else {
+            return refused("cnf x5t#S256 is not a base64url SHA-256 thumbprint");
+        };
+        confirmation = confirmation.with_certificate_sha256(x5t);
+    }
+    Ok(confirmation)
 }
