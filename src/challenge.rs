@@ -353,39 +353,6 @@ pub(crate) struct Challenger {
     dpop: Option<Arc<DpopChallenge>>,
 }
 
-/// The DPoP side of a guard's challenges (RFC 9449 §7.1, §7.2).
-#[derive(Debug)]
-pub(crate) struct DpopChallenge {
-    /// `DPoP algs="ES256 …"`: the challenge added, without error, next to a `Bearer` one.
-    pub(crate) plain: HeaderValue,
-    /// `, algs="ES256 …"`, appended to a `DPoP` challenge made from the `Bearer` one.
-    pub(crate) algs_param: String,
-    /// Only `DPoP` is accepted: no `Bearer` challenge at all.
-    pub(crate) required: bool,
-}
-
-impl DpopChallenge {
-    pub(crate) fn new(algs: &str, required: bool) -> Option<Self> {
-        let algs_param = format!(", algs=\"{algs}\"");
-        Some(Self {
-            plain: HeaderValue::from_str(&format!("DPoP algs=\"{algs}\"")).ok()?,
-            algs_param,
-            required,
-        })
-    }
-
-    /// The `DPoP` twin of a rendered `Bearer` challenge: same parameters (`resource_metadata`, `error`,
-    /// `scope`, …), then `algs`.
-    fn convert(&self, bearer: &HeaderValue) -> Option<HeaderValue> {
-        let rest = bearer.as_bytes().strip_prefix(b"Bearer ")?;
-        let mut value = Vec::with_capacity(rest.len() + 5 + self.algs_param.len());
-        value.extend_from_slice(b"DPoP ");
-        value.extend_from_slice(rest);
-        value.extend_from_slice(self.algs_param.as_bytes());
-        HeaderValue::from_maybe_shared(Bytes::from(value)).ok()
-    }
-}
-
 impl fmt::Debug for Challenger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Challenger")
@@ -434,6 +401,7 @@ impl Challenger {
     }
 
     /// This challenger, writing `DPoP` challenges too.
+    #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
     pub(crate) fn with_dpop(mut self, dpop: DpopChallenge) -> Self {
         self.dpop = Some(Arc::new(dpop));
         self
@@ -627,48 +595,10 @@ impl Challenger {
     }
 }
 
-/// The challenges of a guard accepting DPoP (RFC 9449 §7.2): the error goes to the scheme the client used;
-/// with no credentials both schemes are offered without error; with two `Authorization` headers both say
-/// `invalid_request`; a DPoP-only guard offers `DPoP` alone.
-fn dpop_challenges(
-    dpop: &DpopChallenge,
-    rejection: &Rejection,
-    scheme: Presented,
-    bearer: HeaderValue,
-    headers: &mut HeaderMap,
-) {
-    let as_dpop = |headers: &mut HeaderMap, bearer: &HeaderValue| {
-        if let Some(value) = dpop.convert(bearer) {
-            headers.append(WWW_AUTHENTICATE, value);
-        }
-    };
-    #[cfg(feature = "dpop")]
-    let proof_error = matches!(rejection, Rejection::InvalidDpopProof(_));
-    #[cfg(not(feature = "dpop"))]
-    let proof_error = false;
-    let both = matches!(
-        rejection,
-        Rejection::InvalidRequest(MalformedRequest::MultipleAuthorizationHeaders)
-    );
-    if dpop.required || proof_error || scheme == Presented::Dpop {
-        as_dpop(headers, &bearer);
-    } else if both {
-        as_dpop(headers, &bearer);
-        headers.insert(WWW_AUTHENTICATE, bearer);
-        // Bearer first, as in RFC 9449 figure 19.
-        let mut all: Vec<HeaderValue> = headers.get_all(WWW_AUTHENTICATE).iter().cloned().collect();
-        all.rotate_right(1);
-        headers.remove(WWW_AUTHENTICATE);
-        for value in all {
-            headers.append(WWW_AUTHENTICATE, value);
-        }
-    } else {
-        headers.append(WWW_AUTHENTICATE, bearer);
-        headers.append(WWW_AUTHENTICATE, dpop.plain.clone());
-    }
-}
-
 mod body;
+mod dpop;
+use dpop::dpop_challenges;
+pub(crate) use dpop::DpopChallenge;
 mod grpc;
 #[cfg(test)]
 mod tests;

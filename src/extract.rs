@@ -29,6 +29,7 @@ pub(crate) enum Credentials {
     Bearer(BearerToken),
     /// `Authorization: DPoP <token>` (RFC 9449 §7.1): a token that comes with a proof in the `DPoP` header.
     /// Only reported to guards that accept DPoP; for the others it is another scheme.
+    #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
     Dpop(BearerToken),
 }
 

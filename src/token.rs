@@ -458,6 +458,7 @@ mod tests {
             has_audience: true,
             scopes: ScopeSet::parse_lenient("x"),
             expires_at: SystemTime::UNIX_EPOCH,
+            confirmation: Confirmation::default(),
         });
         assert_eq!(token.subject(), Some("alice"));
         assert_eq!(token.client_id(), Some("c\"d"));

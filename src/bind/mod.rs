@@ -93,7 +93,7 @@ impl Confirmation {
     /// Reads a `cnf` JSON object (RFC 7800): `jkt` and `x5t#S256`, each base64url of 32 bytes. Any other
     /// confirmation method, a malformed value, or a kind of binding the caller does not check gives `None`
     /// (the token must then be refused: a binding nobody checks proves nothing).
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "introspection")]
     pub(crate) fn from_json(cnf: &serde_json::Value, accepts: Bindings) -> Option<Self> {
         let object = cnf.as_object().filter(|o| !o.is_empty())?;
         let mut confirmation = Self::default();

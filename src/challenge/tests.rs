@@ -170,6 +170,12 @@ fn every_reason_renders_its_own_status_and_error() {
             .iter()
             .map(|r| Rejection::InvalidRequest(*r)),
     );
+    #[cfg(feature = "dpop")]
+    rejections.extend(
+        crate::bind::dpop::ProofError::ALL
+            .iter()
+            .map(|why| Rejection::InvalidDpopProof(*why)),
+    );
     rejections.extend(
         Unavailable::ALL
             .iter()
@@ -188,6 +194,10 @@ fn every_reason_renders_its_own_status_and_error() {
             }
             Rejection::Unavailable { .. } => (503, None, "temporarily_unavailable", 14),
             Rejection::Internal => (500, None, "server_error", 13),
+            #[cfg(feature = "dpop")]
+            Rejection::InvalidDpopProof(_) => {
+                (401, Some("invalid_dpop_proof"), "invalid_dpop_proof", 16)
+            }
         }
     };
     let c = challenger(false);

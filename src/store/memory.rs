@@ -8,6 +8,9 @@ use super::{ReplayStore, StoreCall, StoreError};
 
 const SHARDS: usize = 16;
 
+/// The keys of one shard, each with the instant it expires.
+type Shard = Mutex<HashMap<[u8; 32], Instant>>;
+
 /// Keys of one process, in 16 shards each behind its own mutex, each holding at most `capacity / 16` keys.
 ///
 /// Written by hand rather than with a cache crate: a cache evicts entries to make room, and an evicted
@@ -15,7 +18,7 @@ const SHARDS: usize = 16;
 /// answers [`StoreError::Full`] (a 503) until keys expire. Keys are only inserted for proofs that passed
 /// every other check with a valid token, so filling it takes valid tokens and signed proofs.
 pub struct MemoryReplayStore {
-    shards: Box<[Mutex<HashMap<[u8; 32], Instant>>]>,
+    shards: Box<[Shard]>,
     per_shard: usize,
 }
 
