@@ -27,7 +27,7 @@
 //! older than [`DpopConfig::max_age`] and no further ahead than [`DpopConfig::max_clock_skew`] (both 5
 //! minutes by default, as the MCP DPoP extension asks); `ath` = base64url(SHA-256(token)); a `jti` of at
 //! most 256 bytes. After the token is validated, its `cnf.jkt` must be the proof key's RFC 7638
-//! thumbprint, and only then is the `jti` recorded in the [`ReplayStore`](crate::store::ReplayStore): one
+//! thumbprint, and only then is the `jti` recorded in the [`ReplayStore`]: one
 //! proof, one request, across every replica that shares the store.
 
 use std::sync::Arc;
@@ -71,7 +71,7 @@ pub enum StoreFailure {
 }
 
 /// DPoP settings of one guard. Replicas behind a load balancer must share one
-/// [`ReplayStore`](crate::store::ReplayStore) (e.g. `RedisReplayStore`), or a proof replayed to the next
+/// [`ReplayStore`] (e.g. `RedisReplayStore`), or a proof replayed to the next
 /// replica succeeds.
 #[derive(Clone)]
 pub struct DpopConfig {
