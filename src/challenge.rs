@@ -174,6 +174,10 @@ impl Rejection {
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope => Some("insufficient_scope"),
             #[cfg(feature = "dpop")]
+            Self::InvalidDpopProof(crate::bind::dpop::ProofError::NonceRequired) => {
+                Some("use_dpop_nonce")
+            }
+            #[cfg(feature = "dpop")]
             Self::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
             Self::MissingCredentials | Self::Unavailable { .. } | Self::Internal => None,
         }

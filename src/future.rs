@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
@@ -23,6 +23,8 @@ struct Waiting<S, ReqBody> {
     /// The request's verified DPoP proof, whose key the token must be bound to.
     #[cfg(feature = "dpop")]
     proof: Option<crate::bind::dpop::VerifiedProof>,
+    /// The `DPoP-Nonce` to send with the inner service's response.
+    next_nonce: Option<HeaderValue>,
 }
 
 /// A call to the DPoP replay store.
@@ -52,7 +54,7 @@ pin_project! {
         Guard { response: Option<Response<FixedBody>> },
         Validating { validation: Validation, waiting: Option<Waiting<S, ReqBody>> },
         Replaying { call: StoreFuture, waiting: Option<Waiting<S, ReqBody>> },
-        Calling { #[pin] future: S::Future },
+        Calling { #[pin] future: S::Future, nonce: Option<HeaderValue> },
     }
 }
 
@@ -70,9 +72,19 @@ where
 
     /// Calls the ready `service` now (it is not kept: the inner future owns what it needs).
     pub(crate) fn call(service: &mut S, request: Request<ReqBody>) -> Self {
+        Self::call_with_nonce(service, request, None)
+    }
+
+    /// Calls the ready `service` now; its response gets `DPoP-Nonce: nonce` when there is one.
+    pub(crate) fn call_with_nonce(
+        service: &mut S,
+        request: Request<ReqBody>,
+        nonce: Option<HeaderValue>,
+    ) -> Self {
         Self {
             state: State::Calling {
                 future: service.call(request),
+                nonce,
             },
         }
     }
@@ -95,6 +107,7 @@ where
                     shared,
                     #[cfg(feature = "dpop")]
                     proof,
+                    next_nonce: None,
                 }),
             },
         }
@@ -108,6 +121,7 @@ where
         request: Request<ReqBody>,
         requirement: Requirement,
         shared: Arc<Shared>,
+        next_nonce: Option<HeaderValue>,
     ) -> Self {
         Self {
             state: State::Replaying {
@@ -118,6 +132,7 @@ where
                     requirement,
                     shared,
                     proof: None,
+                    next_nonce,
                 }),
             },
         }
@@ -168,6 +183,7 @@ where
                         }
                         Ok(()) => State::Calling {
                             future: waiting.service.call(Request::from_parts(parts, body)),
+                            nonce: None,
                         },
                     };
                     this.state.set(next);
@@ -184,8 +200,13 @@ where
                 StateProj::Replaying { .. } => {
                     return Poll::Ready(Ok(polled_after_completion().map(ResponseBody::guard)));
                 }
-                StateProj::Calling { future } => {
-                    let response = ready!(future.poll(cx))?;
+                StateProj::Calling { future, nonce } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(nonce) = nonce.take() {
+                        response
+                            .headers_mut()
+                            .insert(http::HeaderName::from_static("dpop-nonce"), nonce);
+                    }
                     return Poll::Ready(Ok(response.map(ResponseBody::inner)));
                 }
             }
@@ -205,6 +226,7 @@ where
             response: Some(polled_after_completion()),
         };
     };
+    waiting.next_nonce = proof.next_nonce;
     match dpop
         .config
         .store
@@ -233,6 +255,7 @@ where
     {
         Ok(()) => State::Calling {
             future: waiting.service.call(Request::from_parts(parts, body)),
+            nonce: waiting.next_nonce,
         },
         Err(response) => State::Guard {
             response: Some(response),

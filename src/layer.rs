@@ -451,11 +451,15 @@ where
                     Ok(verified) => proof = Some(verified),
                     Err(why) => {
                         let rejection = Rejection::InvalidDpopProof(why);
-                        return ResponseFuture::guard(shared.reject(
-                            rejection,
-                            &requirement,
-                            &parts,
-                        ));
+                        let mut response = shared.reject(rejection, &requirement, &parts);
+                        if why == crate::bind::dpop::ProofError::NonceRequired {
+                            if let Some(nonce) = dpop.nonce_header() {
+                                response
+                                    .headers_mut()
+                                    .insert(crate::bind::dpop::DPOP_NONCE, nonce);
+                            }
+                        }
+                        return ResponseFuture::guard(response);
                     }
                 }
                 parts.extensions.insert(crate::challenge::Presented::Dpop);
@@ -516,9 +520,13 @@ where
                                 Request::from_parts(parts, body),
                                 requirement,
                                 self.shared.clone(),
+                                proof.next_nonce.clone(),
                             )
                         }
                     }
+                    let request = Request::from_parts(parts, body);
+                    let nonce = proof.next_nonce.clone();
+                    return ResponseFuture::call_with_nonce(&mut self.inner, request, nonce);
                 }
                 ResponseFuture::call(&mut self.inner, Request::from_parts(parts, body))
             }

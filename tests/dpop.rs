@@ -768,3 +768,87 @@ async fn introspection_answers_with_cnf_bind_opaque_tokens_to_their_key() {
         "The DPoP proof key does not match the access token binding",
     );
 }
+
+#[tokio::test]
+async fn server_nonces_are_required_rotate_ahead_of_expiry_and_work_on_every_replica() {
+    const SECRET: &[u8] = b"a shared secret of at least 32 bytes, same on every replica";
+    let dev = issuer().await;
+    let config =
+        || DpopConfig::new(DpopMode::Optional).server_nonces(SECRET, Duration::from_secs(2));
+    let a = start(Some(config()), jwt(&dev).await, dev.clone()).await;
+    let token = a.bound_token();
+    let scheme = format!("DPoP {token}");
+
+    // No nonce: 401 use_dpop_nonce, and exactly one DPoP-Nonce header to retry with.
+    let reply = a.dpop(&token).await;
+    assert_dpop_error(
+        &reply,
+        "use_dpop_nonce",
+        "The DPoP proof must carry the nonce this server issued",
+    );
+    assert_eq!(reply.header_all("dpop-nonce").len(), 1);
+    let nonce = reply.header("dpop-nonce").expect("a nonce").to_owned();
+    let with_nonce = |f: &Fixture, nonce: &str| {
+        f.key
+            .proof_builder("POST", &f.url())
+            .access_token(&token)
+            .claim("nonce", json!(nonce))
+            .sign()
+            .expect("proof")
+    };
+    let reply = a.send(Some(&scheme), &[&with_nonce(&a, &nonce)]).await;
+    assert_eq!(reply.status.as_u16(), 200, "{reply:?}");
+    // A forged nonce is refused like a missing one.
+    let forged = format!("{}A", &nonce[..nonce.len() - 1]);
+    let forged = if forged == nonce {
+        format!("{}B", &nonce[..nonce.len() - 1])
+    } else {
+        forged
+    };
+    let reply = a.send(Some(&scheme), &[&with_nonce(&a, &forged)]).await;
+    assert_dpop_error(
+        &reply,
+        "use_dpop_nonce",
+        "The DPoP proof must carry the nonce this server issued",
+    );
+
+    // Another replica with the same secret accepts the nonce without shared state.
+    let b = start(Some(config()), jwt(&a.dev).await, a.dev.clone()).await;
+    let b_token = b.bound_token();
+    let proof = b
+        .key
+        .proof_builder("POST", &b.url())
+        .access_token(&b_token)
+        .claim("nonce", json!(nonce))
+        .sign()
+        .expect("proof");
+    assert_eq!(
+        b.send(Some(&format!("DPoP {b_token}")), &[&proof])
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+
+    // In the next window the old nonce still works once more, and the answer carries the new one.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let next_window = ((now / 2.0).floor() + 1.0) * 2.0;
+    tokio::time::sleep(Duration::from_secs_f64(next_window - now + 0.05)).await;
+    let reply = a.send(Some(&scheme), &[&with_nonce(&a, &nonce)]).await;
+    assert_eq!(reply.status.as_u16(), 200, "{reply:?}");
+    let fresh = reply
+        .header("dpop-nonce")
+        .expect("the next nonce, ahead of expiry")
+        .to_owned();
+    assert_ne!(fresh, nonce);
+    let reply = a.send(Some(&scheme), &[&with_nonce(&a, &fresh)]).await;
+    assert_eq!(reply.status.as_u16(), 200);
+    assert_eq!(
+        reply.header("dpop-nonce"),
+        None,
+        "a current nonce needs no successor yet"
+    );
+}

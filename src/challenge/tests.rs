@@ -195,6 +195,10 @@ fn every_reason_renders_its_own_status_and_error() {
             Rejection::Unavailable { .. } => (503, None, "temporarily_unavailable", 14),
             Rejection::Internal => (500, None, "server_error", 13),
             #[cfg(feature = "dpop")]
+            Rejection::InvalidDpopProof(crate::bind::dpop::ProofError::NonceRequired) => {
+                (401, Some("use_dpop_nonce"), "use_dpop_nonce", 16)
+            }
+            #[cfg(feature = "dpop")]
             Rejection::InvalidDpopProof(_) => {
                 (401, Some("invalid_dpop_proof"), "invalid_dpop_proof", 16)
             }

@@ -41,12 +41,15 @@ use crate::token::BearerToken;
 use crate::validate::alg::{Algorithm, AlgorithmSet};
 
 mod htu;
+mod nonce;
 mod proof;
 
 pub(crate) use htu::origin_of;
 
 /// The request header carrying the proof.
 pub const DPOP_HEADER: &str = "dpop";
+/// The response header carrying a server nonce (RFC 9449 §8.1).
+pub const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
 /// Which schemes a guard accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +85,8 @@ pub struct DpopConfig {
     pub(crate) store: Arc<dyn ReplayStore>,
     pub(crate) on_store_failure: StoreFailure,
     pub(crate) public_origin: Option<String>,
+    /// The shared secret and lifetime of server nonces, when the guard issues them.
+    pub(crate) nonce_secret: Option<(Vec<u8>, Duration)>,
 }
 
 impl DpopConfig {
@@ -103,7 +108,18 @@ impl DpopConfig {
             store: Arc::new(MemoryReplayStore::new(100_000)),
             on_store_failure: StoreFailure::Refuse,
             public_origin: None,
+            nonce_secret: None,
         }
+    }
+
+    /// Requires server-issued nonces (RFC 9449 §9): a proof without a valid `nonce` gets `401` with
+    /// `WWW-Authenticate: DPoP error="use_dpop_nonce"` and a `DPoP-Nonce` header. Nonces rotate every
+    /// `lifetime` (accepted for that window and the next, and the next nonce is sent on a success ahead of
+    /// expiry); replicas with the same `secret` (at least 32 random bytes) accept each other's nonces without
+    /// shared state. `build()` refuses a shorter secret or a lifetime under a second.
+    pub fn server_nonces(mut self, secret: impl AsRef<[u8]>, lifetime: Duration) -> Self {
+        self.nonce_secret = Some((secret.as_ref().to_vec(), lifetime));
+        self
     }
 
     /// The proof algorithms accepted (advertised as `dpop_signing_alg_values_supported` and in `algs`).
@@ -158,6 +174,7 @@ impl std::fmt::Debug for DpopConfig {
             .field("max_clock_skew", &self.max_clock_skew)
             .field("on_store_failure", &self.on_store_failure)
             .field("public_origin", &self.public_origin)
+            .field("server_nonces", &self.nonce_secret.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +216,9 @@ pub enum ProofError {
     KeyMismatch,
     /// The proof was already used.
     Replayed,
+    /// The guard issues nonces and the proof has none, or an invalid or expired one
+    /// (`error="use_dpop_nonce"`, with a fresh nonce in `DPoP-Nonce`).
+    NonceRequired,
 }
 }
 
@@ -222,6 +242,7 @@ impl ProofError {
             Self::WrongTokenHash => "dpop_wrong_token_hash",
             Self::KeyMismatch => "dpop_key_mismatch",
             Self::Replayed => "dpop_replayed",
+            Self::NonceRequired => "dpop_nonce_required",
         }
     }
 
@@ -244,6 +265,7 @@ impl ProofError {
             Self::WrongTokenHash => "The DPoP proof ath does not match the access token",
             Self::KeyMismatch => "The DPoP proof key does not match the access token binding",
             Self::Replayed => "The DPoP proof was already used",
+            Self::NonceRequired => "The DPoP proof must carry the nonce this server issued",
         }
     }
 }
@@ -269,6 +291,8 @@ pub(crate) struct VerifiedProof {
     pub(crate) replay_key: [u8; 32],
     /// How long the proof stays acceptable, so how long its `jti` must be remembered.
     pub(crate) ttl: Duration,
+    /// The current nonce, when the proof used the previous window's: sent on the response.
+    pub(crate) next_nonce: Option<http::HeaderValue>,
 }
 
 /// A guard's DPoP configuration, resolved at build time.
@@ -278,6 +302,7 @@ pub(crate) struct DpopCheck {
     pub(crate) origin: String,
     /// `ES256 PS256 …`, for the `algs` challenge parameter.
     pub(crate) algs: String,
+    nonces: Option<nonce::Nonces>,
 }
 
 impl DpopCheck {
@@ -297,11 +322,26 @@ impl DpopCheck {
             .map(Algorithm::name)
             .collect::<Vec<_>>()
             .join(" ");
+        let nonces = match &config.nonce_secret {
+            None => None,
+            Some((secret, lifetime)) => Some(nonce::Nonces::new(secret, *lifetime).ok_or(
+                crate::BuildError::Invalid(
+                    "DPoP server nonces need a secret of 32 bytes or more and a lifetime of a second or more",
+                ),
+            )?),
+        };
         Ok(Self {
             config,
             origin,
             algs,
+            nonces,
         })
+    }
+
+    /// The `DPoP-Nonce` header of a `use_dpop_nonce` refusal, when this guard issues nonces.
+    pub(crate) fn nonce_header(&self) -> Option<http::HeaderValue> {
+        let nonce = self.nonces.as_ref()?.current(now());
+        http::HeaderValue::from_str(&nonce).ok()
     }
 
     /// Every check of the proof that the token's validation is not needed for.
@@ -338,6 +378,18 @@ impl DpopCheck {
         if !bool::from(proof.text("ath")?.as_bytes().ct_eq(ath.as_bytes())) {
             return Err(ProofError::WrongTokenHash);
         }
+        let mut next_nonce = None;
+        if let Some(nonces) = &self.nonces {
+            let presented = proof
+                .claims
+                .get("nonce")
+                .and_then(serde_json::Value::as_str);
+            match nonces.check(presented, now) {
+                nonce::NonceCheck::Current => {}
+                nonce::NonceCheck::Previous => next_nonce = self.nonce_header(),
+                nonce::NonceCheck::Invalid => return Err(ProofError::NonceRequired),
+            }
+        }
         let jti = proof.jti()?;
         let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
         sha2::Digest::update(&mut hasher, b"bearer-guard dpop jti v1\0");
@@ -348,6 +400,7 @@ impl DpopCheck {
             replay_key: sha2::Digest::finalize(hasher).into(),
             // Until `iat + max_age`, and a second more for the clocks of replicas sharing the store.
             ttl: Duration::from_secs_f64((iat + max_age - now).max(0.0) + 1.0),
+            next_nonce,
         })
     }
 }
