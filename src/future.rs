@@ -24,6 +24,7 @@ struct Waiting<S, ReqBody> {
     #[cfg(feature = "dpop")]
     proof: Option<crate::bind::dpop::VerifiedProof>,
     /// The `DPoP-Nonce` to send with the inner service's response.
+    #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
     next_nonce: Option<HeaderValue>,
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn challenger(include_granted: bool) -> Challenger {
     Challenger::new(
