@@ -23,7 +23,7 @@
 //! Certificates come from your TLS acceptor, never from a header: behind a TLS-terminating proxy, build the
 //! [`ClientCertificate`] only from the proxy's trusted, configured forwarding mechanism. With tokio-rustls
 //! and hyper, read `connection.peer_certificates()` after the handshake and add the first one to every
-//! request of that connection (`tests/mtls.rs` does exactly this):
+//! request of that connection (`examples/mtls.rs` does exactly this, and `tests/mtls.rs` runs it over TLS):
 //!
 //! ```ignore
 //! let tls = acceptor.accept(tcp).await?;
