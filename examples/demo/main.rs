@@ -16,17 +16,16 @@
 //! both (see tests/interop).
 
 mod app;
+mod dpop;
 mod notes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bearer_guard::bind::dpop::{DpopConfig, DpopMode};
 use bearer_guard::mcp::McpScopes;
 use bearer_guard::scope::{Requirement, ScopeHierarchy};
-use bearer_guard::store::RedisReplayStore;
-use bearer_guard::testkit::{Consent, DevIssuer, DpopKey, KeyAlg};
+use bearer_guard::testkit::{Consent, DevIssuer};
 use bearer_guard::validate::IntrospectionValidatorBuilder;
 use bearer_guard::{
     BearerAuthLayer, ClientAuth, FirstMatch, IntrospectionValidator, JwtValidator, TokenValidator,
@@ -69,6 +68,7 @@ OPTIONS:
                                How long an active introspection answer is reused (default 60; 0 = never).
     --dpop MODE                Accept DPoP-bound tokens with proofs (RFC 9449): `optional` (Bearer for
                                unbound tokens too) or `required` (DPoP only).
+    --dpop-nonces              With --dpop: require server nonces (RFC 9449 §9; 401 use_dpop_nonce first).
     --redis URL                With --dpop: record proofs' jti in this Redis (redis://host:port/), shared
                                by every replica, instead of in memory.
     -h, --help                 Print this help.
@@ -89,8 +89,7 @@ struct Options {
     client_secret: Option<String>,
     leeway: Option<Duration>,
     introspection_cache_ttl: Option<Duration>,
-    dpop: Option<DpopMode>,
-    redis: Option<String>,
+    dpop: dpop::DpopOptions,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
@@ -108,8 +107,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
         client_secret: None,
         leeway: None,
         introspection_cache_ttl: None,
-        dpop: None,
-        redis: None,
+        dpop: dpop::DpopOptions::default(),
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -135,14 +133,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
                 options.introspection_url = Some(value("--introspection-url")?)
             }
             "--introspect-jwts" => options.introspect_jwts = true,
-            "--dpop" => {
-                options.dpop = Some(match value("--dpop")?.as_str() {
-                    "optional" => DpopMode::Optional,
-                    "required" => DpopMode::Required,
-                    other => return Err(format!("--dpop: {other:?} is not optional or required")),
-                })
-            }
-            "--redis" => options.redis = Some(value("--redis")?),
+            "--dpop" => options.dpop.mode = Some(dpop::DpopOptions::parse_mode(&value("--dpop")?)?),
+            "--dpop-nonces" => options.dpop.nonces = true,
+            "--redis" => options.dpop.redis = Some(value("--redis")?),
             "--client-id" => options.client_id = Some(value("--client-id")?),
             "--client-secret" => options.client_secret = Some(value("--client-secret")?),
             "--leeway" => options.leeway = Some(seconds("--leeway", value("--leeway")?)?),
@@ -167,9 +160,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
     if options.client_id.is_some() && options.introspection_url.is_none() {
         return Err("--client-id/--client-secret are for --introspection-url".into());
     }
-    if options.redis.is_some() && options.dpop.is_none() {
-        return Err("--redis is the DPoP replay store: it needs --dpop".into());
-    }
+    options.dpop.check()?;
     Ok(options)
 }
 
@@ -301,16 +292,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .shared_validator(validator)
         .require(Requirement::all_of(&baseline))
         .scope_hierarchy(ScopeHierarchy::new().implies("mcp", ["mcp:read", "mcp:write"]));
-    if let Some(mode) = options.dpop {
-        let mut config = DpopConfig::new(mode);
-        if let Some(url) = &options.redis {
-            let store = RedisReplayStore::builder(url.as_str())
-                .connect()
-                .await
-                .map_err(|e| format!("--redis {url}: {e}"))?;
-            println!("DPoP proofs are recorded in Redis at {url}");
-            config = config.replay_store(store);
-        }
+    if let Some(config) = options.dpop.config().await? {
         guard = guard.dpop(config);
     }
     let guard = guard.build()?;
@@ -354,6 +336,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream'";
     println!("  curl -i {resource}          # 401 + WWW-Authenticate challenge");
     println!("  curl -i {}", guard.metadata_url());
+    if options.dpop.required() {
+        println!("  # --dpop required: the Bearer commands below get 401 (only the DPoP one at the end works).");
+    }
     if let Some(dev) = &dev_issuer {
         let token = |subject: &str, scope: &str| {
             dev.token()
@@ -396,25 +381,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{}   # 200 (introspected)",
             call("OPAQUE", "echo", "{\"text\":\"hi\"}")
         );
-        if options.dpop.is_some() {
-            // A DPoP key, a token bound to it, and one proof: each proof works once, for 5 minutes.
-            let key = DpopKey::generate(KeyAlg::Es256)?;
-            let bound = dev
-                .token()
-                .subject("dpop-user")
-                .audience(&resource)
-                .scope("mcp:read")
-                .expires_in(3600)
-                .dpop_bound(&key)
-                .sign()?;
-            let proof = key.proof("POST", &resource, Some(&bound))?;
-            println!("  # DPoP: a token bound to a key, and one proof for POST {resource} (single use, 5 minutes):");
-            println!("  export DPOP_TOKEN={bound}");
-            println!("  export DPOP_PROOF={proof}");
-            println!(
-                "  curl -s {mcp_headers} -H \"Authorization: DPoP $DPOP_TOKEN\" -H \"DPoP: $DPOP_PROOF\" -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}' {resource}   # 200; again: 401 invalid_dpop_proof (replay)"
-            );
-        }
+        options.dpop.print_example(dev, &resource, mcp_headers)?;
     } else {
         println!("  curl -i -H \"Authorization: Bearer $TOKEN\" {mcp_headers} -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}' {resource}");
     }

@@ -13,6 +13,7 @@
 //   ts   node mcp-client-ts.mjs                    (official TypeScript SDK)
 //   py   .venv/bin/python mcp-client-py.py         (official Python SDK, see requirements.txt)
 //   rmcp ../../target/debug/rmcp-interop-client    (rmcp with its `auth` feature; build it first)
+//   dpop node dpop-client.mjs                      (oauth4webapi, DPoP-bound tokens; demo with --dpop required)
 //
 // CMD ARGS may contain the placeholders {issuer}, {introspection_client_id},
 // {introspection_client_secret}; the same values are also in the environment
@@ -46,6 +47,8 @@ if (!args.server) { console.error('--server is required'); process.exit(2); }
 const CLIENTS = {
   ts: [process.execPath, path.join(HERE, 'mcp-client-ts.mjs')],
   py: [path.join(HERE, '.venv', 'bin', 'python'), path.join(HERE, 'mcp-client-py.py')],
+  // oauth4webapi's DPoP client: for a demo run with --dpop required --dpop-nonces.
+  dpop: [process.execPath, path.join(HERE, 'dpop-client.mjs')],
   // env RMCP_CLIENT overrides the path (run.sh passes the binary it built).
   rmcp: [process.env.RMCP_CLIENT || path.join(HERE, '..', '..', 'target', 'debug', 'rmcp-interop-client')],
 };

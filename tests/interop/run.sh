@@ -201,6 +201,20 @@ for client in ts py rmcp; do
     "$DEMO" --listen "127.0.0.1:$port" --resource "http://127.0.0.1:$port/es256-mcp" --issuer '{issuer}'
 done
 
+# DPoP (RFC 9449): oauth4webapi's client against the demo with --dpop required and server nonces; oidc-provider
+# binds the tokens to the client's key (cnf.jkt in the JWT, or in the introspection answer of an opaque token).
+port=$(free_port)
+scenario dpop-client-jwt-rs256 150 node run-e2e.mjs --client dpop --wait 60 \
+  --server "http://127.0.0.1:$port/mcp" -- \
+  "$DEMO" --listen "127.0.0.1:$port" --issuer '{issuer}' --dpop required --dpop-nonces
+port=$(free_port)
+scenario dpop-client-opaque-introspection 150 node run-e2e.mjs --client dpop --wait 60 \
+  --server "http://127.0.0.1:$port/opaque-mcp" -- \
+  "$DEMO" --listen "127.0.0.1:$port" --resource "http://127.0.0.1:$port/opaque-mcp" --issuer '{issuer}' \
+  --introspection-url '{issuer}/token/introspection' \
+  --client-id '{introspection_client_id}' --client-secret '{introspection_client_secret}' \
+  --dpop required --dpop-nonces
+
 # The demo's embedded development authorization server (no as.mjs): the TypeScript client answers its
 # consent page as a user would; the Python and rmcp clients run against its automatic consent.
 port=$(free_port)
