@@ -222,17 +222,14 @@ where
     S: Service<Request<ReqBody>>,
 {
     use crate::store::StoreCall;
-    let (Some(proof), Some(dpop)) = (waiting.proof.take(), waiting.shared.dpop.clone()) else {
+    let Some(proof) = waiting.proof.take() else {
         return State::Guard {
             response: Some(polled_after_completion()),
         };
     };
+    let recorded = waiting.shared.record_proof(&proof);
     waiting.next_nonce = proof.next_nonce;
-    match dpop
-        .config
-        .store
-        .insert_if_absent(&proof.replay_key, proof.ttl)
-    {
+    match recorded {
         StoreCall::Ready(answer) => after_replay(waiting, answer),
         StoreCall::Pending(call) => State::Replaying {
             call,

@@ -102,6 +102,8 @@ use crate::token::AccessToken;
 use crate::validate::{TokenValidator, ValidationContext, ValidationResult};
 
 mod builder;
+#[cfg(feature = "dpop")]
+mod dpop;
 
 pub use builder::BearerAuthLayerBuilder;
 
@@ -192,48 +194,6 @@ impl Shared {
         }
         parts.extensions.insert::<AccessToken>(access);
         Ok(())
-    }
-
-    /// What the replay store's answer means for a DPoP request: go on, or the response to send.
-    #[cfg(feature = "dpop")]
-    #[allow(clippy::result_large_err)]
-    pub(crate) fn replay_answer(
-        &self,
-        answer: crate::store::Inserted,
-        requirement: &Requirement,
-        parts: &Parts,
-    ) -> Result<(), Response<FixedBody>> {
-        use crate::bind::dpop::{ProofError, StoreFailure};
-        match answer {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(self.reject(
-                Rejection::InvalidDpopProof(ProofError::Replayed),
-                requirement,
-                parts,
-            )),
-            Err(error) => {
-                let decision = self.dpop.as_ref().map(|d| d.config.on_store_failure);
-                if decision == Some(StoreFailure::AcceptUnchecked) {
-                    tracing::warn!(
-                        error = error.kind(),
-                        "bearer-guard accepted a DPoP proof without a replay check"
-                    );
-                    return Ok(());
-                }
-                tracing::warn!(
-                    error = error.kind(),
-                    "bearer-guard DPoP replay store failed"
-                );
-                Err(self.reject(
-                    Rejection::Unavailable {
-                        reason: crate::Unavailable::ReplayStore,
-                        retry_after: std::time::Duration::from_secs(1),
-                    },
-                    requirement,
-                    parts,
-                ))
-            }
-        }
     }
 
     pub(crate) fn reject(
@@ -424,45 +384,26 @@ where
         let (mut parts, body) = request.into_parts();
         let requirement = shared.policy.requirement(&parts);
         #[cfg(feature = "dpop")]
-        let dpop = shared.dpop.as_deref();
-        #[cfg(feature = "dpop")]
         let mut proof = None;
         #[cfg(feature = "dpop")]
-        let extracted = extract_schemes(&parts.headers, shared.max_token_bytes, dpop.is_some());
+        let accepts_dpop = shared.dpop.is_some();
         #[cfg(not(feature = "dpop"))]
-        let extracted = extract_schemes(&parts.headers, shared.max_token_bytes, false);
+        let accepts_dpop = false;
+        let extracted = extract_schemes(&parts.headers, shared.max_token_bytes, accepts_dpop);
         let token = match extracted {
             Ok(Credentials::Bearer(token)) => {
                 #[cfg(feature = "dpop")]
-                if dpop.is_some_and(|d| d.config.mode == crate::bind::dpop::DpopMode::Required) {
-                    let rejection = Rejection::InvalidToken(crate::InvalidToken::DpopRequired);
-                    return ResponseFuture::guard(shared.reject(rejection, &requirement, &parts));
+                if let Some(response) = shared.refuse_bearer(&requirement, &parts) {
+                    return ResponseFuture::guard(response);
                 }
                 token
             }
             #[cfg(feature = "dpop")]
             Ok(Credentials::Dpop(token)) => {
-                let Some(dpop) = dpop else {
-                    let response =
-                        shared.reject(Rejection::MissingCredentials, &requirement, &parts);
-                    return ResponseFuture::guard(response);
-                };
-                match dpop.verify(&parts, &token, crate::bind::dpop::now()) {
+                match shared.verify_proof(&mut parts, &token, &requirement) {
                     Ok(verified) => proof = Some(verified),
-                    Err(why) => {
-                        let rejection = Rejection::InvalidDpopProof(why);
-                        let mut response = shared.reject(rejection, &requirement, &parts);
-                        if why == crate::bind::dpop::ProofError::NonceRequired {
-                            if let Some(nonce) = dpop.nonce_header() {
-                                response
-                                    .headers_mut()
-                                    .insert(crate::bind::dpop::DPOP_NONCE, nonce);
-                            }
-                        }
-                        return ResponseFuture::guard(response);
-                    }
+                    Err(response) => return ResponseFuture::guard(response),
                 }
-                parts.extensions.insert(crate::challenge::Presented::Dpop);
                 token
             }
             #[cfg(not(feature = "dpop"))]
@@ -497,15 +438,8 @@ where
                 #[cfg(feature = "dpop")]
                 if let Some(proof) = &proof {
                     use crate::store::StoreCall;
-                    let Some(dpop) = dpop else {
-                        let response = shared.reject(Rejection::Internal, &requirement, &parts);
-                        return ResponseFuture::guard(response);
-                    };
-                    match dpop
-                        .config
-                        .store
-                        .insert_if_absent(&proof.replay_key, proof.ttl)
-                    {
+                    let nonce = proof.next_nonce.clone();
+                    match shared.record_proof(proof) {
                         StoreCall::Ready(answer) => {
                             if let Err(response) =
                                 shared.replay_answer(answer, &requirement, &parts)
@@ -520,12 +454,11 @@ where
                                 Request::from_parts(parts, body),
                                 requirement,
                                 self.shared.clone(),
-                                proof.next_nonce.clone(),
+                                nonce,
                             )
                         }
                     }
                     let request = Request::from_parts(parts, body);
-                    let nonce = proof.next_nonce.clone();
                     return ResponseFuture::call_with_nonce(&mut self.inner, request, nonce);
                 }
                 ResponseFuture::call(&mut self.inner, Request::from_parts(parts, body))

@@ -174,6 +174,8 @@ const HEADER_MISMATCH: i64 = -32020;
 /// The default [`McpScopes::max_batch_members`].
 pub const DEFAULT_MAX_BATCH_MEMBERS: usize = 64;
 
+#[cfg(feature = "dpop")]
+mod digest;
 mod headers;
 mod parse;
 mod service;
@@ -196,6 +198,8 @@ pub struct McpScopes {
     fallback: Requirement,
     max_body_bytes: usize,
     max_batch_members: usize,
+    /// Every DPoP `POST` must carry a `content_digest` (a present one is always checked).
+    content_digest_required: bool,
 }
 
 impl Default for McpScopes {
@@ -208,6 +212,7 @@ impl Default for McpScopes {
             fallback: Requirement::none(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_batch_members: DEFAULT_MAX_BATCH_MEMBERS,
+            content_digest_required: false,
         }
     }
 }
@@ -413,6 +418,8 @@ impl McpShared {
         let Some(token) = parts.extensions.get::<AccessToken>() else {
             return Err(self.missing_token(parts));
         };
+        #[cfg(feature = "dpop")]
+        self.check_content_digest(parts, body)?;
         let incoming = match parse(body, self.scopes.max_batch_members) {
             Ok(incoming) => incoming,
             Err(error) => {

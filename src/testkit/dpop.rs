@@ -138,6 +138,12 @@ impl ProofBuilder<'_> {
         self.claim("iat", json!(now().saturating_add(offset_secs)))
     }
 
+    /// Sets `content_digest` = `sha-256=:<base64 of SHA-256(body)>:` (the MCP DPoP extension draft).
+    pub fn content_digest(self, body: &[u8]) -> Self {
+        let digest = crate::bind::dpop::ContentDigest::of(body).to_string();
+        self.claim("content_digest", json!(digest))
+    }
+
     /// Sets `jti`.
     pub fn jti(self, jti: &str) -> Self {
         self.claim("jti", json!(jti))

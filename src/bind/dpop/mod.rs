@@ -28,7 +28,8 @@
 //! minutes by default, as the MCP DPoP extension asks); `ath` = base64url(SHA-256(token)); a `jti` of at
 //! most 256 bytes. After the token is validated, its `cnf.jkt` must be the proof key's RFC 7638
 //! thumbprint, and only then is the `jti` recorded in the [`ReplayStore`]: one
-//! proof, one request, across every replica that shares the store.
+//! proof, one request, across every replica that shares the store. A `content_digest` claim (the MCP DPoP
+//! extension draft) must be well formed, and the MCP layer compares it with the body ([`ContentDigest`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,9 +41,12 @@ use crate::store::{MemoryReplayStore, ReplayStore};
 use crate::token::BearerToken;
 use crate::validate::alg::{Algorithm, AlgorithmSet};
 
+mod digest;
 mod htu;
 mod nonce;
 mod proof;
+
+pub use digest::ContentDigest;
 
 pub(crate) use htu::origin_of;
 
@@ -219,6 +223,9 @@ pub enum ProofError {
     /// The guard issues nonces and the proof has none, or an invalid or expired one
     /// (`error="use_dpop_nonce"`, with a fresh nonce in `DPoP-Nonce`).
     NonceRequired,
+    /// `content_digest` is not one `sha-256=:…:` member, is not the digest of the body, or is missing where
+    /// the MCP layer requires it (see [`ContentDigest`]).
+    ContentDigest,
 }
 }
 
@@ -243,6 +250,7 @@ impl ProofError {
             Self::KeyMismatch => "dpop_key_mismatch",
             Self::Replayed => "dpop_replayed",
             Self::NonceRequired => "dpop_nonce_required",
+            Self::ContentDigest => "dpop_content_digest",
         }
     }
 
@@ -266,6 +274,7 @@ impl ProofError {
             Self::KeyMismatch => "The DPoP proof key does not match the access token binding",
             Self::Replayed => "The DPoP proof was already used",
             Self::NonceRequired => "The DPoP proof must carry the nonce this server issued",
+            Self::ContentDigest => "The DPoP proof content_digest does not match the request body",
         }
     }
 }
@@ -293,6 +302,8 @@ pub(crate) struct VerifiedProof {
     pub(crate) ttl: Duration,
     /// The current nonce, when the proof used the previous window's: sent on the response.
     pub(crate) next_nonce: Option<http::HeaderValue>,
+    /// The proof's `content_digest`, well formed, for whoever reads the body (the MCP layer).
+    pub(crate) content_digest: Option<ContentDigest>,
 }
 
 /// A guard's DPoP configuration, resolved at build time.
@@ -378,6 +389,15 @@ impl DpopCheck {
         if !bool::from(proof.text("ath")?.as_bytes().ct_eq(ath.as_bytes())) {
             return Err(ProofError::WrongTokenHash);
         }
+        let content_digest = match proof.claims.get("content_digest") {
+            None => None,
+            Some(claim) => Some(
+                claim
+                    .as_str()
+                    .and_then(ContentDigest::parse)
+                    .ok_or(ProofError::ContentDigest)?,
+            ),
+        };
         let mut next_nonce = None;
         if let Some(nonces) = &self.nonces {
             let presented = proof
@@ -401,9 +421,7 @@ impl DpopCheck {
             // Until `iat + max_age`, and a second more for the clocks of replicas sharing the store.
             ttl: Duration::from_secs_f64((iat + max_age - now).max(0.0) + 1.0),
             next_nonce,
+            content_digest,
         })
     }
 }
-
-#[cfg(test)]
-mod tests;
