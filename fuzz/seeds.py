@@ -158,6 +158,27 @@ def mcp_body():
     ]
 
 
+def dpop_proof():
+    header = {"typ": "dpop+jwt", "alg": "EdDSA", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": "X"}}
+    claims = {"jti": "j1", "htm": "POST", "htu": "HTU", "iat": "NOW", "ath": "ATH"}
+    seed = lambda h, c: j(h) + b"\x00" + j(c)
+    return [
+        seed(header, claims),
+        seed(header, {**claims, "jti": "j2", "htu": "HTTPS://MCP.example.com:443/mcp?q#f"}),
+        seed(header, {**claims, "jti": "j3", "nonce": "n", "content_digest": "sha-256=:AAAA:"}),
+        seed({**header, "typ": "jwt"}, {**claims, "jti": "j4"}),
+        seed({**header, "alg": "none"}, {**claims, "jti": "j5"}),
+        seed({**header, "jwk": {**header["jwk"], "d": "X"}}, {**claims, "jti": "j6"}),
+        seed({**header, "crit": ["exp"]}, {**claims, "jti": "j7"}),
+        seed(header, {**claims, "jti": "j8", "htm": "GET"}),
+        seed(header, {**claims, "jti": "j9", "iat": 1}),
+        seed(header, {**claims, "jti": "j1"}),
+        b'{"typ":"dpop+jwt","typ":"dpop+jwt","alg":"EdDSA","jwk":{"kty":"OKP","crv":"Ed25519","x":"X"}}\x00'
+        + j({**claims, "jti": "j10"}),
+        b"eyJhbGciOiJub25lIn0.e30.",
+    ]
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -166,6 +187,7 @@ def main():
     write("jwks_document", jwks_document())
     write("introspection_answer", introspection_answer())
     write("mcp_body", mcp_body())
+    write("dpop_proof", dpop_proof())
     print(f"seed corpora written to {CORPUS}")
 
 

@@ -27,10 +27,11 @@ declare -A DICT=(
   [jwks_document]=dict/jose.dict
   [introspection_answer]=dict/jose.dict
   [mcp_body]=dict/mcp.dict
+  [dpop_proof]=dict/jose.dict
 )
 TARGETS=("$@")
 if [[ ${#TARGETS[@]} -eq 0 ]]; then
-  TARGETS=(layer_authorization jwt_validator jwks_document introspection_answer mcp_body)
+  TARGETS=(layer_authorization jwt_validator jwks_document introspection_answer mcp_body dpop_proof)
 fi
 
 python3 seeds.py
